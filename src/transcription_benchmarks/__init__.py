@@ -1,0 +1,32 @@
+"""Speed, memory and accuracy benchmarks for Whisper-family models.
+
+from transcription_benchmarks import bench, BenchArgs
+res = bench("openai/whisper-large-v2", BenchArgs(batch_size=16))
+print(res.get_text()); print(res.get_stats())
+"""
+
+from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.bench import IgnoredOptionWarning, UnstableBenchmarkWarning, bench
+from transcription_benchmarks.errors import (
+    AudioError,
+    BackendNotInstalledError,
+    BenchError,
+    InvalidOptionError,
+    ModelNotFoundError,
+)
+from transcription_benchmarks.result import BenchResult, Segment, Transcript
+
+__all__ = [
+    "AudioError",
+    "BackendNotInstalledError",
+    "BenchArgs",
+    "BenchError",
+    "BenchResult",
+    "IgnoredOptionWarning",
+    "InvalidOptionError",
+    "ModelNotFoundError",
+    "Segment",
+    "Transcript",
+    "UnstableBenchmarkWarning",
+    "bench",
+]

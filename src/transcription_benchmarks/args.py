@@ -1,0 +1,163 @@
+"""BenchArgs: every knob of one benchmark run, validated before any model is loaded.
+
+The arguments are flat, as users type them (`BenchArgs(batch_size=24, beam_size=1)`). Options that
+only one backend understands are listed in `BACKEND_ONLY_OPTIONS`; setting one for the other
+backend gives a warning that names it rather than being silently dropped. `None` means "the
+backend's own default", and the result records the value the backend actually used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transcription_benchmarks.errors import InvalidOptionError
+
+BackendName = Literal["faster-whisper", "transformers"]
+BACKEND_NAMES: tuple[BackendName, ...] = ("faster-whisper", "transformers")
+
+ComputeType = Literal[
+    "default",
+    "auto",
+    "float16",
+    "int8_float16",
+    "int8",
+    "int8_float32",
+    "int8_bfloat16",
+    "bfloat16",
+    "float32",
+]
+TorchDType = Literal["fp16", "bf16", "fp32"]
+AttnImplementation = Literal["sdpa", "eager", "flash_attention_2"]
+
+DEFAULT_MODEL = "Systran/faster-whisper-tiny.en"
+DEFAULT_TEST_FILE = "short.flac"
+
+
+class BenchArgs(BaseModel):
+    """What to run and how. Unset options take the backend's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    backend: BackendName | None = Field(
+        None,
+        description="None picks by model format: CTranslate2 -> faster-whisper, HF -> transformers",
+    )
+    test_file: str = Field(
+        DEFAULT_TEST_FILE, description="a path, or a name in the test-audio path"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+
+    # Run protocol
+    warmup: int = Field(1, ge=0, description="untimed runs before the timed ones")
+    repeats: int = Field(3, ge=1, description="timed runs; speed comes from their median")
+
+    # Decoding, both backends
+    batch_size: int | None = Field(None, ge=1)
+    beam_size: int | None = Field(None, ge=1)
+    temperature: float | list[float] | None = None
+    language: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+    without_timestamps: bool | None = None
+    word_timestamps: bool = False
+
+    # faster-whisper only
+    compute_type: ComputeType = "default"
+    chunk_length: int | None = Field(None, ge=1, le=30, description="seconds per window")
+    vad_filter: bool | None = None
+    condition_on_previous_text: bool | None = None
+    cpu_threads: int = Field(0, ge=0)
+    num_workers: int = Field(1, ge=1)
+    transcribe_options: dict[str, Any] = Field(
+        default_factory=dict, description="any other WhisperModel.transcribe keyword"
+    )
+
+    # transformers only
+    dtype: TorchDType | None = Field(None, description="None: fp16 on CUDA, fp32 on CPU")
+    attn_implementation: AttnImplementation | None = None
+    chunk_length_s: float | None = Field(None, gt=0, le=30)
+    generate_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_non_negative(cls, value: float | list[float] | None):
+        values = value if isinstance(value, list) else [value] if value is not None else []
+        if isinstance(value, list) and not value:
+            raise ValueError("temperature list is empty")
+        if any(t < 0 for t in values):
+            raise ValueError(f"temperature must be >= 0, got {value}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        kind, _, index = value.partition(":")
+        if kind not in ("auto", "cpu", "cuda") or (
+            index and (kind != "cuda" or not index.isdigit())
+        ):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> BenchArgs:
+        if self.batch_size and self.condition_on_previous_text:
+            raise ValueError(
+                "condition_on_previous_text=True conflicts with batch_size: batched inference "
+                "decodes windows independently"
+            )
+        if self.attn_implementation == "flash_attention_2":
+            if self.dtype == "fp32":
+                raise ValueError("flash_attention_2 needs dtype fp16 or bf16, got fp32")
+            if self.device == "cpu":
+                raise ValueError("flash_attention_2 needs a CUDA device, got device='cpu'")
+        return self
+
+    @classmethod
+    def build(cls, **values: Any) -> BenchArgs:
+        """Like BenchArgs(**values) but raises InvalidOptionError with one line per problem."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise InvalidOptionError(describe_validation_error(exc)) from None
+
+    def set_options(self) -> set[str]:
+        """The options the user set explicitly (what an ignored-option warning can name)."""
+        return {name for name in self.model_fields_set if getattr(self, name) != _default(name)}
+
+
+def _default(name: str) -> Any:
+    field = BenchArgs.model_fields[name]
+    return field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        lines.append(f"invalid option {where}: {error['msg']}")
+    return "; ".join(lines)
+
+
+BACKEND_ONLY_OPTIONS: dict[BackendName, frozenset[str]] = {
+    "faster-whisper": frozenset(
+        {
+            "compute_type",
+            "chunk_length",
+            "vad_filter",
+            "condition_on_previous_text",
+            "cpu_threads",
+            "num_workers",
+            "transcribe_options",
+        }
+    ),
+    "transformers": frozenset(
+        {"dtype", "attn_implementation", "chunk_length_s", "generate_kwargs"}
+    ),
+}
+
+
+def ignored_options(args: BenchArgs, backend: BackendName) -> list[str]:
+    """Options set by the user that `backend` does not read, sorted."""
+    foreign = set().union(*(opts for name, opts in BACKEND_ONLY_OPTIONS.items() if name != backend))
+    return sorted(args.set_options() & foreign)

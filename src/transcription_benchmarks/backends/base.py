@@ -1,0 +1,79 @@
+"""The one small interface every backend implements.
+
+bench() talks to a backend in four calls: check_installed, validate, resolve_device, load. The
+loaded model then transcribes a file from disk to the final list of segments: everything
+between is inside the timing boundary, so each backend must consume lazy generators and return
+plain data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from importlib.util import find_spec
+from typing import Any
+
+from transcription_benchmarks.args import BackendName, BenchArgs
+from transcription_benchmarks.audio import AudioInfo
+from transcription_benchmarks.errors import BackendNotInstalledError
+from transcription_benchmarks.models import ModelFormat, ResolvedModel
+from transcription_benchmarks.result import Transcript
+
+# Called with the seconds of audio transcribed so far in the current run.
+ProgressCallback = Callable[[float], None]
+
+
+class LoadedModel(ABC):
+    """A model ready to transcribe, with the options it will use fixed at load time."""
+
+    config: dict[str, Any]
+    """Effective options, defaults filled in: what the result records."""
+
+    warnings: list[str]
+    """Things the user should know about this configuration (overridden options, fallbacks)."""
+
+    @abstractmethod
+    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
+        """From the file on disk to the final segments."""
+
+    def synchronize(self) -> None:  # noqa: B027 - optional hook; CTranslate2 returns synced
+        """Wait for queued device work (torch.cuda.synchronize where torch drives CUDA)."""
+
+
+class Backend(ABC):
+    name: BackendName
+    model_format: ModelFormat
+    install_extra: str
+    required_modules: tuple[str, ...]
+
+    def check_installed(self) -> None:
+        missing = [m for m in self.required_modules if find_spec(m) is None]
+        if missing:
+            raise BackendNotInstalledError(
+                f"backend {self.name!r} needs {', '.join(missing)}, which is not installed: "
+                f"pip install 'transcription-benchmarks[{self.install_extra}]'"
+            )
+
+    @abstractmethod
+    def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
+        """Raise InvalidOptionError for values this backend rejects, before anything loads."""
+
+    @abstractmethod
+    def resolve_device(self, device: str) -> str:
+        """'auto' -> 'cuda' or 'cpu'; an explicit CUDA device without CUDA is an error."""
+
+    @abstractmethod
+    def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel: ...
+
+
+def jsonable(value: Any) -> Any:
+    """Effective options as plain JSON data (tuples to lists, option objects to dicts)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "__dict__"):  # e.g. faster_whisper.vad.VadOptions
+        return jsonable(vars(value))
+    return repr(value)

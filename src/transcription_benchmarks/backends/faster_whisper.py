@@ -1,0 +1,164 @@
+"""faster-whisper (CTranslate2): WhisperModel, or BatchedInferencePipeline when batch_size is set."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo
+from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
+from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.models import ResolvedModel
+from transcription_benchmarks.result import Segment, Transcript
+
+# BenchArgs fields that map one-to-one onto transcribe() keywords; setting one of these inside
+# transcribe_options as well is a conflict, not a silent override.
+FLAT_TRANSCRIBE_OPTIONS = (
+    "beam_size",
+    "temperature",
+    "language",
+    "task",
+    "without_timestamps",
+    "word_timestamps",
+    "vad_filter",
+    "condition_on_previous_text",
+    "chunk_length",
+    "batch_size",
+)
+# Arguments that bench() owns: the audio, and progress display.
+RESERVED_TRANSCRIBE_OPTIONS = frozenset({"audio", "log_progress", "self"})
+
+
+def _transcribe_parameters(batched: bool) -> dict[str, inspect.Parameter]:
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    method = BatchedInferencePipeline.transcribe if batched else WhisperModel.transcribe
+    return dict(inspect.signature(method).parameters)
+
+
+class FasterWhisperBackend(Backend):
+    name = "faster-whisper"
+    model_format = "ctranslate2"
+    install_extra = "faster-whisper"
+    required_modules = ("faster_whisper", "ctranslate2")
+
+    def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
+        batched = args.batch_size is not None
+        known = _transcribe_parameters(batched)
+        given = set(args.transcribe_options)
+        unknown = sorted((given - set(known)) | (given & RESERVED_TRANSCRIBE_OPTIONS))
+        if unknown:
+            valid = sorted(set(known) - RESERVED_TRANSCRIBE_OPTIONS - set(FLAT_TRANSCRIBE_OPTIONS))
+            raise InvalidOptionError(
+                f"unknown faster-whisper transcribe option(s) {', '.join(unknown)} for "
+                f"{'BatchedInferencePipeline' if batched else 'WhisperModel'}.transcribe; "
+                f"valid: {', '.join(valid)}"
+            )
+        duplicated = sorted(set(args.transcribe_options) & set(FLAT_TRANSCRIBE_OPTIONS))
+        if duplicated:
+            raise InvalidOptionError(
+                f"transcribe_options sets {', '.join(duplicated)}, which BenchArgs has as its "
+                "own option(s): set them there"
+            )
+
+    def resolve_device(self, device: str) -> str:
+        import ctranslate2
+
+        cuda_devices = ctranslate2.get_cuda_device_count()
+        if device == "auto":
+            return "cuda" if cuda_devices else "cpu"
+        if device.startswith("cuda") and not cuda_devices:
+            raise InvalidOptionError(
+                f"device={device!r} but CTranslate2 sees no CUDA device (no GPU, driver or "
+                "libcublas.so.12); use device='cpu'"
+            )
+        return device
+
+    def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel:
+        return FasterWhisperModel(model, args, device)
+
+
+class FasterWhisperModel(LoadedModel):
+    def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        kind, _, index = device.partition(":")
+        self.warnings = []
+        self.model = WhisperModel(
+            str(model.path),
+            device=kind,
+            device_index=int(index or 0),
+            compute_type=args.compute_type,
+            cpu_threads=args.cpu_threads,
+            num_workers=args.num_workers,
+            local_files_only=True,
+        )
+        self.batched = args.batch_size is not None
+        self.pipeline = BatchedInferencePipeline(self.model) if self.batched else self.model
+        self.options = self._transcribe_options(model, args)
+        defaults = {
+            name: p.default
+            for name, p in _transcribe_parameters(self.batched).items()
+            if name not in RESERVED_TRANSCRIBE_OPTIONS
+        }
+        self.config = {
+            "compute_type": self.model.model.compute_type,
+            "requested_compute_type": args.compute_type,
+            "pipeline": "BatchedInferencePipeline" if self.batched else "WhisperModel",
+            "cpu_threads": args.cpu_threads,
+            "num_workers": args.num_workers,
+            **jsonable({**defaults, **self.options}),
+        }
+
+    def _transcribe_options(self, model: ResolvedModel, args: BenchArgs) -> dict[str, Any]:
+        options: dict[str, Any] = {"task": args.task, "word_timestamps": args.word_timestamps}
+        for name in FLAT_TRANSCRIBE_OPTIONS:
+            value = getattr(args, name)
+            if value is not None and name not in ("task", "word_timestamps"):
+                options[name] = value
+        if self.batched:
+            options.pop("condition_on_previous_text", None)  # batched never conditions
+        options.update(args.transcribe_options)
+        if model.synthetic:
+            from transcription_benchmarks.models.synthetic import (
+                SYNTHETIC_TOKENS_PER_WINDOW,
+                faster_whisper_forcing,
+            )
+
+            forcing = faster_whisper_forcing(SYNTHETIC_TOKENS_PER_WINDOW)
+            overridden = sorted(k for k in forcing if k in options and options[k] != forcing[k])
+            if overridden:
+                self.warnings.append(
+                    "synthetic model: fixed-length decoding overrides " + ", ".join(overridden)
+                )
+            options.update(forcing)
+        return options
+
+    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
+        options = self.options
+        if (
+            self.batched
+            and not options.get("vad_filter", True)
+            and "clip_timestamps" not in options
+        ):
+            # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
+            # WhisperModel walks the audio.
+            options = {**options, "clip_timestamps": _fixed_windows(audio.duration_s)}
+        segments, info = self.pipeline.transcribe(str(audio.path), **options)
+        collected = []
+        for segment in segments:  # the generator is lazy: consuming it is the transcription
+            collected.append(Segment(start=segment.start, end=segment.end, text=segment.text))
+            if progress is not None:
+                progress(segment.end)
+        return Transcript(
+            segments=collected,
+            language=info.language,
+            language_probability=info.language_probability,
+        )
+
+
+def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, int]]:
+    total = int(duration_s * SAMPLE_RATE)
+    step = int(window_s * SAMPLE_RATE)
+    return [{"start": start, "end": min(start + step, total)} for start in range(0, total, step)]

@@ -1,0 +1,210 @@
+"""Hugging Face transformers: pipeline("automatic-speech-recognition") over a Whisper model.
+
+Audio is decoded by our own decoder inside the timing boundary (the pipeline's own file reader
+shells out to an ffmpeg binary), then handed to the pipeline as a 16 kHz array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
+from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
+from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.models import ResolvedModel
+from transcription_benchmarks.result import Segment, Transcript
+
+# BenchArgs options that become generate_kwargs; setting both is a conflict.
+FLAT_GENERATE_OPTIONS = {
+    "beam_size": "num_beams",
+    "temperature": "temperature",
+    "language": "language",
+    "task": "task",
+}
+BATCH_CHUNK_LENGTH_S = 30.0  # batching a single file needs chunks to batch
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+    model_format = "transformers"
+    install_extra = "transformers"
+    required_modules = ("transformers", "torch")
+
+    def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
+        duplicated = sorted(
+            flat
+            for flat, key in FLAT_GENERATE_OPTIONS.items()
+            if key in args.generate_kwargs and flat in args.set_options()
+        )
+        if duplicated:
+            raise InvalidOptionError(
+                "set these either as BenchArgs options or in generate_kwargs, not both: "
+                + ", ".join(f"{flat} / {FLAT_GENERATE_OPTIONS[flat]}" for flat in duplicated)
+            )
+        if args.dtype == "fp16" and args.device == "cpu":
+            raise InvalidOptionError(
+                "dtype='fp16' is not supported on device='cpu'; use bf16 or fp32"
+            )
+
+        timestamps = args.word_timestamps or not args.without_timestamps
+        if (
+            audio.duration_s > 30
+            and not timestamps
+            and not (args.chunk_length_s or args.batch_size)
+        ):
+            raise InvalidOptionError(
+                f"{audio.path.name} is {audio.duration_s:.0f} s long: transformers' long-form "
+                "decoding needs timestamps; drop without_timestamps or set chunk_length_s"
+            )
+
+    def resolve_device(self, device: str) -> str:
+        import torch
+
+        if device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidOptionError(
+                f"device={device!r} but torch sees no CUDA device (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda}); use device='cpu'"
+            )
+        return device
+
+    def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel:
+        return TransformersModel(model, args, device)
+
+
+class TransformersModel(LoadedModel):
+    def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
+        import torch
+        import transformers
+        from transformers import AutoProcessor, WhisperForConditionalGeneration, pipeline
+
+        self.warnings = []
+        self.device = device
+        dtype_name = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+        # transformers renamed torch_dtype to dtype in 4.56.
+        dtype_kwarg = (
+            "dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
+        )
+        load_kwargs: dict[str, Any] = {dtype_kwarg: dtype}
+        if args.attn_implementation:
+            load_kwargs["attn_implementation"] = args.attn_implementation
+        try:
+            whisper = WhisperForConditionalGeneration.from_pretrained(
+                str(model.path), **load_kwargs
+            )
+        except (ImportError, ValueError) as exc:  # e.g. flash_attention_2 without flash-attn
+            raise InvalidOptionError(f"transformers cannot load {model.path}: {exc}") from exc
+        whisper.to(device)
+        processor = AutoProcessor.from_pretrained(str(model.path))
+        self.pipeline = pipeline(
+            "automatic-speech-recognition",
+            model=whisper,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            device=device,
+        )
+        self.multilingual = bool(getattr(whisper.generation_config, "is_multilingual", True))
+        self.generate_kwargs = self._generate_kwargs(model, args)
+        self.call_kwargs = self._call_kwargs(args)
+        self.config = jsonable(
+            {
+                "dtype": dtype_name,
+                "attn_implementation": whisper.config._attn_implementation,
+                "batch_size": self.call_kwargs.get("batch_size"),
+                "beam_size": self.generate_kwargs.get(
+                    "num_beams", whisper.generation_config.num_beams or 1
+                ),
+                "temperature": self.generate_kwargs.get("temperature", 0.0),
+                "chunk_length_s": self.call_kwargs.get("chunk_length_s"),
+                "return_timestamps": self.call_kwargs["return_timestamps"],
+                "generate_kwargs": self.generate_kwargs,
+            }
+        )
+
+    def _generate_kwargs(self, model: ResolvedModel, args: BenchArgs) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for flat, key in FLAT_GENERATE_OPTIONS.items():
+            value = getattr(args, flat)
+            if value is not None and (flat != "task" or self.multilingual):
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+        if not self.multilingual:
+            # English-only checkpoints reject language/task tokens; English is all they do.
+            if kwargs.pop("language", "en") not in ("en", "english"):
+                raise InvalidOptionError(
+                    f"{model.requested} is English-only; language={args.language!r}"
+                )
+            if args.task == "translate":
+                raise InvalidOptionError(f"{model.requested} is English-only; it cannot translate")
+        kwargs.update(args.generate_kwargs)
+        if kwargs.get("temperature", 0.0) not in (0, 0.0) and not isinstance(
+            kwargs["temperature"], tuple
+        ):
+            kwargs.setdefault("do_sample", True)
+        if model.synthetic:
+            from transcription_benchmarks.models.synthetic import (
+                SYNTHETIC_TOKENS_PER_WINDOW,
+                transformers_forcing,
+            )
+
+            forcing = transformers_forcing(SYNTHETIC_TOKENS_PER_WINDOW)
+            overridden = sorted(k for k in forcing if k in kwargs and kwargs[k] != forcing[k])
+            if overridden:
+                self.warnings.append(
+                    "synthetic model: fixed-length decoding overrides " + ", ".join(overridden)
+                )
+            kwargs.update(forcing)
+        return kwargs
+
+    def _call_kwargs(self, args: BenchArgs) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "return_timestamps": "word"
+            if args.word_timestamps
+            else not (args.without_timestamps or False),
+        }
+        chunk = args.chunk_length_s
+        if args.batch_size is not None:
+            kwargs["batch_size"] = args.batch_size
+            if chunk is None:
+                chunk = BATCH_CHUNK_LENGTH_S
+                self.warnings.append(
+                    f"batch_size without chunk_length_s: using chunk_length_s={chunk:g} so there "
+                    "are chunks to batch"
+                )
+        if chunk is not None:
+            kwargs["chunk_length_s"] = chunk
+        return kwargs
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
+        samples = decode_audio(audio.path)
+        output = self.pipeline(
+            {"raw": samples, "sampling_rate": SAMPLE_RATE},
+            generate_kwargs=dict(self.generate_kwargs),
+            **self.call_kwargs,
+        )
+        segments = [
+            Segment(
+                start=chunk["timestamp"][0] or 0.0,
+                end=chunk["timestamp"][1]
+                if chunk["timestamp"][1] is not None
+                else audio.duration_s,
+                text=chunk["text"],
+            )
+            for chunk in output.get("chunks", [])
+        ] or [Segment(start=0.0, end=audio.duration_s, text=output["text"])]
+        if progress is not None:
+            progress(audio.duration_s)
+        language = self.generate_kwargs.get("language") or (None if self.multilingual else "en")
+        return Transcript(segments=segments, language=language)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())

@@ -1,0 +1,109 @@
+"""bench(): the path of one benchmark, from a model name to a BenchResult.
+
+  args -> backend (installed? options valid?) -> audio (exists? decodes? duration)
+       -> model (resolved, converted if needed) -> load (timed, memory sampled)
+       -> warm-up + timed runs -> result with environment fingerprint
+
+Every check that can fail fast runs before the model loads, so a typo costs no load time.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+from transcription_benchmarks.args import DEFAULT_MODEL, BenchArgs, ignored_options
+from transcription_benchmarks.audio import find_test_audio, probe_audio
+from transcription_benchmarks.backends import get_backend
+from transcription_benchmarks.measure.environment import fingerprint
+from transcription_benchmarks.measure.memory import MemorySampler
+from transcription_benchmarks.measure.timer import time_runs
+from transcription_benchmarks.models import guess_format, resolve
+from transcription_benchmarks.result import BenchResult, ModelInfo
+
+
+class IgnoredOptionWarning(UserWarning):
+    """An option was set that the chosen backend does not read."""
+
+
+class UnstableBenchmarkWarning(UserWarning):
+    """The timed runs spread too widely for the median to be trusted."""
+
+
+# Called as progress(run_index, total_runs, audio_seconds_done, audio_duration_s).
+RunProgress = Callable[[int, int, float, float], None]
+
+
+def bench(
+    model: str = DEFAULT_MODEL,
+    args: BenchArgs | None = None,
+    *,
+    progress: RunProgress | None = None,
+) -> BenchResult:
+    """Benchmark `model` (hub id, local directory, packaged id or synthetic:<arch>) on one file."""
+    args = args or BenchArgs()
+    backend_name = args.backend or (
+        "faster-whisper" if guess_format(model) == "ctranslate2" else "transformers"
+    )
+    backend = get_backend(backend_name)
+    backend.check_installed()
+    notes: list[str] = []
+    if ignored := ignored_options(args, backend_name):
+        notes.append(f"{backend_name} ignores option(s): {', '.join(ignored)}")
+        warnings.warn(notes[-1], IgnoredOptionWarning, stacklevel=2)
+    audio = probe_audio(find_test_audio(args.test_file))
+    backend.validate(args, audio)
+    device = backend.resolve_device(args.device)
+    resolved = resolve(model, backend.model_format)
+
+    with MemorySampler() as memory:
+        start = time.perf_counter()
+        loaded = backend.load(resolved, args, device)
+        load_time = time.perf_counter() - start
+        total_runs = args.warmup + args.repeats
+        run_index = 0
+
+        def transcribe_once():
+            nonlocal run_index
+            report = None
+            if progress is not None:
+                index = run_index
+                report = lambda seconds: progress(index, total_runs, seconds, audio.duration_s)  # noqa: E731
+            run_index += 1
+            return loaded.transcribe(audio, report)
+
+        timing, transcript = time_runs(
+            transcribe_once,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            synchronize=loaded.synchronize,
+        )
+
+    notes.extend(loaded.warnings)
+    if unstable := timing.stability_warning():
+        notes.append(unstable)
+        warnings.warn(unstable, UnstableBenchmarkWarning, stacklevel=2)
+    return BenchResult(
+        backend=backend_name,
+        model=ModelInfo(
+            requested=model,
+            path=str(resolved.path),
+            format=resolved.format,
+            source=resolved.source,
+            synthetic=resolved.synthetic,
+            converted_from=resolved.converted_from,
+        ),
+        test_file=args.test_file,
+        audio_path=str(audio.path),
+        audio_duration_s=audio.duration_s,
+        device=device,
+        args=args,
+        config=loaded.config,
+        load_time_s=load_time,
+        timing=timing,
+        memory=memory.stats(),
+        transcript=transcript,
+        environment=fingerprint(),
+        warnings=notes,
+    )

@@ -1,0 +1,180 @@
+"""Command line: each command is a thin call into the library."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from transcription_benchmarks.args import (
+    DEFAULT_MODEL,
+    DEFAULT_TEST_FILE,
+    AttnImplementation,
+    BackendName,
+    BenchArgs,
+    ComputeType,
+    TorchDType,
+)
+from transcription_benchmarks.errors import BenchError, InvalidOptionError
+
+app = typer.Typer(
+    help="Benchmark Whisper-family models: speed, memory, accuracy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _key_values(pairs: list[str], flag: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; VALUE is parsed as JSON when it parses (5, true, [0.0, 0.2]), else a string."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidOptionError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            parsed[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key] = raw
+    return parsed
+
+
+@app.command("bench")
+def bench_command(
+    model: Annotated[
+        str, typer.Argument(help="hub id, local dir, packaged id or synthetic:<arch>")
+    ] = DEFAULT_MODEL,
+    backend: Annotated[BackendName | None, typer.Option(help="default: by model format")] = None,
+    test_file: Annotated[
+        str, typer.Option("--test-file", "-f", help="path or test-audio name")
+    ] = DEFAULT_TEST_FILE,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    warmup: Annotated[int, typer.Option(help="untimed runs first")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", "-n", help="timed runs")] = 3,
+    batch_size: Annotated[int | None, typer.Option(help="batched inference")] = None,
+    beam_size: Annotated[int | None, typer.Option()] = None,
+    temperature: Annotated[
+        list[float] | None, typer.Option(help="repeat for a fallback list")
+    ] = None,
+    language: Annotated[str | None, typer.Option()] = None,
+    task: Annotated[str, typer.Option(help="transcribe or translate")] = "transcribe",
+    without_timestamps: Annotated[
+        bool | None, typer.Option("--without-timestamps/--with-timestamps")
+    ] = None,
+    word_timestamps: Annotated[bool, typer.Option()] = False,
+    compute_type: Annotated[ComputeType, typer.Option(help="faster-whisper")] = "default",
+    chunk_length: Annotated[int | None, typer.Option(help="faster-whisper, seconds")] = None,
+    vad_filter: Annotated[
+        bool | None, typer.Option("--vad-filter/--no-vad-filter", help="faster-whisper")
+    ] = None,
+    condition_on_previous_text: Annotated[
+        bool | None, typer.Option("--condition-on-previous-text/--no-condition-on-previous-text")
+    ] = None,
+    cpu_threads: Annotated[int, typer.Option(help="faster-whisper, 0 = default")] = 0,
+    transcribe_option: Annotated[
+        list[str] | None, typer.Option(help="faster-whisper transcribe KEY=VALUE (repeatable)")
+    ] = None,
+    dtype: Annotated[TorchDType | None, typer.Option(help="transformers")] = None,
+    attn_implementation: Annotated[
+        AttnImplementation | None, typer.Option(help="transformers")
+    ] = None,
+    chunk_length_s: Annotated[float | None, typer.Option(help="transformers, seconds")] = None,
+    generate_kwarg: Annotated[
+        list[str] | None, typer.Option(help="transformers generate KEY=VALUE (repeatable)")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the result as JSON")
+    ] = None,
+    text: Annotated[bool, typer.Option("--text/--no-text", help="print the transcript")] = True,
+) -> None:
+    """Run one benchmark: print the transcript and a stats line."""
+    from transcription_benchmarks.bench import bench
+
+    values: dict[str, Any] = {
+        "backend": backend,
+        "test_file": test_file,
+        "device": device,
+        "warmup": warmup,
+        "repeats": repeats,
+        "batch_size": batch_size,
+        "beam_size": beam_size,
+        "language": language,
+        "task": task,
+        "without_timestamps": without_timestamps,
+        "word_timestamps": word_timestamps,
+        "compute_type": compute_type,
+        "chunk_length": chunk_length,
+        "vad_filter": vad_filter,
+        "condition_on_previous_text": condition_on_previous_text,
+        "cpu_threads": cpu_threads,
+        "transcribe_options": _key_values(transcribe_option or [], "--transcribe-option"),
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
+        "chunk_length_s": chunk_length_s,
+        "generate_kwargs": _key_values(generate_kwarg or [], "--generate-kwarg"),
+    }
+    if temperature:
+        values["temperature"] = temperature[0] if len(temperature) == 1 else temperature
+    # Pass only what differs from the defaults, so "set by the user" stays meaningful.
+    defaults = BenchArgs()
+    args = BenchArgs.build(**{k: v for k, v in values.items() if v != getattr(defaults, k)})
+
+    with _progress() as progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task_id = progress.add_task("loading model", total=None, audio="")
+
+        def on_progress(run: int, total_runs: int, seconds: float, duration: float) -> None:
+            timed = run - args.warmup + 1
+            label = f"warm-up {run + 1}" if run < args.warmup else f"run {timed}/{args.repeats}"
+            progress.update(
+                task_id,
+                description=label,
+                completed=seconds,
+                total=duration,
+                audio=f"{seconds:.0f}/{duration:.0f} s audio",
+            )
+
+        result = bench(model, args, progress=on_progress)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    if text:
+        console.print(result.get_text(), highlight=False, markup=False)
+    console.print(result.get_stats(), highlight=False, markup=False)
+    if json_out is not None:
+        result.save(json_out)
+        errors.print(f"result written to {json_out}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[audio]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=True,
+    )
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the versions this environment would benchmark with."""
+    from transcription_benchmarks.measure.environment import fingerprint
+
+    console.print_json(fingerprint().model_dump_json())
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None

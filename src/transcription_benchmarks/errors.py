@@ -1,0 +1,21 @@
+"""The errors `bench()` raises. Each names the problem and, where there is one, the way out."""
+
+
+class BenchError(Exception):
+    """Base class: anything the user can fix by changing the input or the environment."""
+
+
+class AudioError(BenchError):
+    """The audio file is missing, unreadable, corrupt or holds no samples."""
+
+
+class ModelNotFoundError(BenchError):
+    """The model id or path cannot be resolved to a model directory."""
+
+
+class BackendNotInstalledError(BenchError):
+    """The backend's Python packages are not installed."""
+
+
+class InvalidOptionError(BenchError, ValueError):
+    """An option has an invalid value, or options conflict."""

@@ -1,0 +1,1 @@
+"""Measurement, kept apart from the models it measures: timing, memory, environment."""

