@@ -8,9 +8,9 @@ plain data.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from importlib.util import find_spec
 from typing import Any
 
 from transcription_benchmarks.args import BackendName, BenchArgs
@@ -47,12 +47,18 @@ class Backend(ABC):
     required_modules: tuple[str, ...]
 
     def check_installed(self) -> None:
-        missing = [m for m in self.required_modules if find_spec(m) is None]
-        if missing:
-            raise BackendNotInstalledError(
-                f"backend {self.name!r} needs {', '.join(missing)}, which is not installed: "
-                f"pip install 'transcription-benchmarks[{self.install_extra}]'"
-            )
+        """Import the backend's packages: a missing one, or one that fails to load (a CUDA
+        library mismatch, say), is reported with the import's own message."""
+        for module in self.required_modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                missing = isinstance(exc, ModuleNotFoundError) and exc.name == module
+                raise BackendNotInstalledError(
+                    f"backend {self.name!r} needs {module}, which "
+                    + ("is not installed" if missing else f"fails to import ({exc})")
+                    + f": pip install 'transcription-benchmarks[{self.install_extra}]'"
+                ) from exc
 
     @abstractmethod
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo
+from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
@@ -158,7 +158,9 @@ class FasterWhisperModel(LoadedModel):
         )
 
 
-def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, int]]:
-    total = int(duration_s * SAMPLE_RATE)
-    step = int(window_s * SAMPLE_RATE)
-    return [{"start": start, "end": min(start + step, total)} for start in range(0, total, step)]
+def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, float]]:
+    """Consecutive windows in seconds, the unit BatchedInferencePipeline takes them in."""
+    starts = [
+        i * window_s for i in range(int(duration_s // window_s) + 1) if i * window_s < duration_s
+    ]
+    return [{"start": start, "end": min(start + window_s, duration_s)} for start in starts]

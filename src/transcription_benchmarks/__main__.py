@@ -1,0 +1,3 @@
+from transcription_benchmarks.cli import main
+
+main()

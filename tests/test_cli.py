@@ -1,0 +1,112 @@
+"""The CLI as users run it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import JFK_TEXT
+
+
+def tbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "transcription_benchmarks", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_bench_prints_transcript_and_stats_and_writes_json(jfk, tmp_path):
+    out = tmp_path / "result.json"
+    done = tbench(
+        "bench",
+        "--device",
+        "cpu",
+        "-f",
+        str(jfk),
+        "--beam-size",
+        "1",
+        "--temperature",
+        "0",
+        "--warmup",
+        "0",
+        "-n",
+        "1",
+        "--json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("[0:00:00 -> ")
+    assert JFK_TEXT in done.stdout.lower().replace(",", "")
+    assert lines[-1].startswith("Speed: ") and "Systran/faster-whisper-tiny.en" in lines[-1]
+    saved = json.loads(out.read_text())
+    assert saved["config"]["beam_size"] == 1 and saved["config"]["temperature"] == 0.0
+
+
+def test_temperature_list_and_key_value_options(jfk, tmp_path):
+    out = tmp_path / "result.json"
+    done = tbench(
+        "bench",
+        "--device",
+        "cpu",
+        "-f",
+        str(jfk),
+        "--no-text",
+        "--warmup",
+        "0",
+        "-n",
+        "1",
+        "--temperature",
+        "0",
+        "--temperature",
+        "0.4",
+        "--transcribe-option",
+        "best_of=2",
+        "--transcribe-option",
+        "initial_prompt=Kennedy",
+        "--json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert not done.stdout.startswith("[")  # --no-text
+    config = json.loads(out.read_text())["config"]
+    assert config["temperature"] == [0.0, 0.4]
+    assert config["best_of"] == 2 and config["initial_prompt"] == "Kennedy"
+
+
+def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path):
+    done = tbench("bench", "-f", str(tmp_path / "missing.flac"))
+    assert done.returncode == 2
+    assert "error: audio file not found" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    done = tbench("bench", "no-such-model", "-f", "jfk.flac")
+    assert done.returncode == 2 and "unknown model 'no-such-model'" in done.stderr
+
+    done = tbench("bench", "--beam-size", "0")
+    assert done.returncode == 2 and "beam_size" in done.stderr
+
+    done = tbench("bench", "--transcribe-option", "oops")
+    assert done.returncode == 2 and "KEY=VALUE" in done.stderr
+
+
+def test_ignored_option_warning_is_shown(jfk):
+    done = tbench(
+        "bench",
+        "--device",
+        "cpu",
+        "-f",
+        str(jfk),
+        "--dtype",
+        "bf16",
+        "--no-text",
+        "--warmup",
+        "0",
+        "-n",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: faster-whisper ignores option(s): dtype" in done.stderr

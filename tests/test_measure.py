@@ -1,0 +1,63 @@
+"""Measurement on its own: statistics, the timing loop, memory sampling, the fingerprint."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from transcription_benchmarks.measure.environment import fingerprint
+from transcription_benchmarks.measure.memory import MemorySampler
+from transcription_benchmarks.measure.timer import Stats, time_runs
+
+
+def test_stats_from_runs():
+    stats = Stats.from_runs([1.0, 3.0, 2.0], warmup=[5.0])
+    assert (stats.median, stats.min, stats.max, stats.mean) == (2.0, 1.0, 3.0, 2.0)
+    assert stats.stdev == pytest.approx(1.0)
+    assert stats.unstable and "unstable timing" in stats.stability_warning()
+    assert stats.warmup_s == [5.0]
+
+
+def test_stable_stats_have_no_warning():
+    stats = Stats.from_runs([1.00, 1.01, 0.99])
+    assert not stats.unstable and stats.stability_warning() is None
+    assert Stats.from_runs([2.0]).stdev == 0.0
+
+
+def test_stats_need_runs():
+    with pytest.raises(ValueError, match="no timed runs"):
+        Stats.from_runs([])
+
+
+def test_time_runs_warms_up_then_times_and_synchronizes():
+    calls: list[str] = []
+
+    def run() -> int:
+        calls.append("run")
+        time.sleep(0.01)
+        return calls.count("run")
+
+    stats, last = time_runs(run, warmup=2, repeats=3, synchronize=lambda: calls.append("sync"))
+    assert calls.count("run") == 5 and calls.count("sync") == 10
+    assert len(stats.warmup_s) == 2 and len(stats.runs_s) == 3
+    assert stats.min >= 0.01
+    assert last == 5  # the output of the final timed run
+
+
+def test_memory_sampler_sees_an_allocation_inside_it():
+    with MemorySampler(interval_s=0.005) as sampler:
+        block = np.ones(200 * 1024 * 1024 // 8)  # 200 MiB, touched
+        time.sleep(0.05)
+        del block
+    stats = sampler.stats()
+    assert stats.peak_rss_mb - stats.baseline_rss_mb > 150
+    assert stats.peak_gpu_mb is None and stats.baseline_gpu_mb is None  # no GPU here: null
+
+
+def test_fingerprint_names_versions():
+    env = fingerprint()
+    assert env.packages["faster-whisper"] is not None
+    assert env.cpu_count and env.cpu_count >= 1
+    assert env.model_dump()["cuda_runtime"] is None or isinstance(env.cuda_runtime, str)
