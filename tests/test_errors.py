@@ -217,3 +217,17 @@ def test_faster_whisper_options_ignored_by_transformers(jfk):
         IgnoredOptionWarning, match="transformers ignores option.*compute_type, vad_filter"
     ):
         bench(PACKAGED_ID, args)
+
+
+def test_missing_cuda_library_becomes_an_actionable_error():
+    # The message CTranslate2 raises when libcublas.so.12 is absent (seen on CUDA 13-only hosts).
+    from transcription_benchmarks import BackendLoadError
+    from transcription_benchmarks.backends.faster_whisper import explain_cuda_library_errors
+
+    with (
+        pytest.raises(BackendLoadError, match=r"libcublas\.so\.12.*nvidia-cublas-cu12"),
+        explain_cuda_library_errors(),
+    ):
+        raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+    with pytest.raises(RuntimeError, match="unrelated"), explain_cuda_library_errors():
+        raise RuntimeError("unrelated failure")

@@ -9,6 +9,7 @@ from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.bench import IgnoredOptionWarning, UnstableBenchmarkWarning, bench
 from transcription_benchmarks.errors import (
     AudioError,
+    BackendLoadError,
     BackendNotInstalledError,
     BenchError,
     InvalidOptionError,
@@ -18,6 +19,7 @@ from transcription_benchmarks.result import BenchResult, Segment, Transcript
 
 __all__ = [
     "AudioError",
+    "BackendLoadError",
     "BackendNotInstalledError",
     "BenchArgs",
     "BenchError",

@@ -55,6 +55,13 @@ def bench(
     audio = probe_audio(find_test_audio(args.test_file))
     backend.validate(args, audio)
     device = backend.resolve_device(args.device)
+    environment = fingerprint()
+    if args.device == "auto" and device == "cpu" and environment.gpu_count:
+        notes.append(
+            f"{environment.gpu_name} is present but {backend_name} cannot use it: ran on CPU "
+            "(pass device='cuda' to see why)"
+        )
+        warnings.warn(notes[-1], RuntimeWarning, stacklevel=2)
     resolved = resolve(model, backend.model_format)
 
     with MemorySampler() as memory:
@@ -104,6 +111,6 @@ def bench(
         timing=timing,
         memory=memory.stats(),
         transcript=transcript,
-        environment=fingerprint(),
+        environment=environment,
         warnings=notes,
     )

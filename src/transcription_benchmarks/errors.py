@@ -19,3 +19,7 @@ class BackendNotInstalledError(BenchError):
 
 class InvalidOptionError(BenchError, ValueError):
     """An option has an invalid value, or options conflict."""
+
+
+class BackendLoadError(BenchError):
+    """The backend is installed but cannot run here (a CUDA library it needs does not load)."""

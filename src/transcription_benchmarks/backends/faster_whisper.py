@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
-from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.result import Segment, Transcript
 
@@ -85,15 +87,16 @@ class FasterWhisperModel(LoadedModel):
 
         kind, _, index = device.partition(":")
         self.warnings = []
-        self.model = WhisperModel(
-            str(model.path),
-            device=kind,
-            device_index=int(index or 0),
-            compute_type=args.compute_type,
-            cpu_threads=args.cpu_threads,
-            num_workers=args.num_workers,
-            local_files_only=True,
-        )
+        with explain_cuda_library_errors():
+            self.model = WhisperModel(
+                str(model.path),
+                device=kind,
+                device_index=int(index or 0),
+                compute_type=args.compute_type,
+                cpu_threads=args.cpu_threads,
+                num_workers=args.num_workers,
+                local_files_only=True,
+            )
         self.batched = args.batch_size is not None
         self.pipeline = BatchedInferencePipeline(self.model) if self.batched else self.model
         self.options = self._transcribe_options(model, args)
@@ -145,17 +148,36 @@ class FasterWhisperModel(LoadedModel):
             # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
             # WhisperModel walks the audio.
             options = {**options, "clip_timestamps": _fixed_windows(audio.duration_s)}
-        segments, info = self.pipeline.transcribe(str(audio.path), **options)
-        collected = []
-        for segment in segments:  # the generator is lazy: consuming it is the transcription
-            collected.append(Segment(start=segment.start, end=segment.end, text=segment.text))
-            if progress is not None:
-                progress(segment.end)
+        with explain_cuda_library_errors():
+            segments, info = self.pipeline.transcribe(str(audio.path), **options)
+            collected = []
+            for segment in segments:  # the generator is lazy: consuming it is the transcription
+                collected.append(Segment(start=segment.start, end=segment.end, text=segment.text))
+                if progress is not None:
+                    progress(segment.end)
         return Transcript(
             segments=collected,
             language=info.language,
             language_probability=info.language_probability,
         )
+
+
+@contextmanager
+def explain_cuda_library_errors() -> Iterator[None]:
+    """CTranslate2 loads cuBLAS/cuDNN lazily and reports a missing one as a bare RuntimeError;
+    turn that into an error that says what is missing and what to do."""
+    try:
+        yield
+    except RuntimeError as exc:
+        message = str(exc)
+        if "Library lib" not in message and "libcudnn" not in message:
+            raise
+        raise BackendLoadError(
+            f"faster-whisper (CTranslate2) cannot load a CUDA library: {message}. CTranslate2 "
+            "wheels need the CUDA 12 cuBLAS (libcublas.so.12) and, for 4.5.0-4.6.2, cuDNN 9: "
+            "install nvidia-cublas-cu12 (and nvidia-cudnn-cu12) and put their lib directories "
+            "on LD_LIBRARY_PATH, or run with device='cpu'"
+        ) from exc
 
 
 def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, float]]:
