@@ -24,7 +24,9 @@ TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 
 def _audio_env() -> dict[str, str]:
     """Point the test-audio search path at ../shared/test_audio when it exists."""
-    paths = [p for p in os.environ.get("TRANSCRIPTION_BENCHMARKS_AUDIO_PATH", "").split(os.pathsep) if p]
+    paths = [
+        p for p in os.environ.get("TRANSCRIPTION_BENCHMARKS_AUDIO_PATH", "").split(os.pathsep) if p
+    ]
     if SHARED_AUDIO.is_dir():
         paths.append(str(SHARED_AUDIO))
     return {"TRANSCRIPTION_BENCHMARKS_AUDIO_PATH": os.pathsep.join(paths)}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
-import numpy as np
 import pytest
 
 from transcription_benchmarks.measure.environment import fingerprint
@@ -47,10 +47,14 @@ def test_time_runs_warms_up_then_times_and_synchronizes():
 
 
 def test_memory_sampler_sees_an_allocation_inside_it():
+    size = 200 * 1024 * 1024
     with MemorySampler(interval_s=0.005) as sampler:
-        block = np.ones(200 * 1024 * 1024 // 8)  # 200 MiB, touched
+        # Fresh anonymous pages, touched: malloc could reuse pages earlier tests freed but the
+        # process kept resident, which would not raise RSS.
+        block = mmap.mmap(-1, size)
+        block.write(b"\x01" * size)
         time.sleep(0.05)
-        del block
+        block.close()
     stats = sampler.stats()
     assert stats.peak_rss_mb - stats.baseline_rss_mb > 150
     assert stats.peak_gpu_mb is None and stats.baseline_gpu_mb is None  # no GPU here: null
