@@ -88,6 +88,11 @@ def bench(
         )
 
     notes.extend(loaded.warnings)
+    config = dict(loaded.config)
+    if resolved.synthetic:
+        from transcription_benchmarks.models.synthetic import SYNTHETIC_TOKENS_PER_WINDOW
+
+        config["synthetic_tokens_per_window"] = SYNTHETIC_TOKENS_PER_WINDOW
     if unstable := timing.stability_warning():
         notes.append(unstable)
         warnings.warn(unstable, UnstableBenchmarkWarning, stacklevel=2)
@@ -106,7 +111,7 @@ def bench(
         audio_duration_s=audio.duration_s,
         device=device,
         args=args,
-        config=loaded.config,
+        config=config,
         load_time_s=load_time,
         timing=timing,
         memory=memory.stats(),

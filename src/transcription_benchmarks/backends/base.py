@@ -83,3 +83,12 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "__dict__"):  # e.g. faster_whisper.vad.VadOptions
         return jsonable(vars(value))
     return repr(value)
+
+
+def force_options(options: dict[str, Any], forced: dict[str, Any]) -> str | None:
+    """Apply `forced` over `options` in place; a warning naming the set options it changed."""
+    changed = sorted(k for k, v in forced.items() if k in options and options[k] != v)
+    options.update(forced)
+    if not changed:
+        return None
+    return "synthetic model: fixed-length decoding overrides " + ", ".join(changed)

@@ -9,7 +9,13 @@ from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
-from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
+from transcription_benchmarks.backends.base import (
+    Backend,
+    LoadedModel,
+    ProgressCallback,
+    force_options,
+    jsonable,
+)
 from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.result import Segment, Transcript
@@ -129,13 +135,9 @@ class FasterWhisperModel(LoadedModel):
                 faster_whisper_forcing,
             )
 
-            forcing = faster_whisper_forcing(SYNTHETIC_TOKENS_PER_WINDOW)
-            overridden = sorted(k for k in forcing if k in options and options[k] != forcing[k])
-            if overridden:
-                self.warnings.append(
-                    "synthetic model: fixed-length decoding overrides " + ", ".join(overridden)
-                )
-            options.update(forcing)
+            forcing = faster_whisper_forcing(SYNTHETIC_TOKENS_PER_WINDOW, self.model)
+            if warning := force_options(options, forcing):
+                self.warnings.append(warning)
         return options
 
     def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:

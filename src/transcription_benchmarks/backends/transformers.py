@@ -10,7 +10,13 @@ from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
-from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback, jsonable
+from transcription_benchmarks.backends.base import (
+    Backend,
+    LoadedModel,
+    ProgressCallback,
+    force_options,
+    jsonable,
+)
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.result import Segment, Transcript
@@ -108,7 +114,7 @@ class TransformersModel(LoadedModel):
         )
         self.multilingual = bool(getattr(whisper.generation_config, "is_multilingual", True))
         self.generate_kwargs = self._generate_kwargs(model, args)
-        self.call_kwargs = self._call_kwargs(args)
+        self.call_kwargs = self._call_kwargs(args, synthetic=model.synthetic)
         self.config = jsonable(
             {
                 "dtype": dtype_name,
@@ -150,21 +156,26 @@ class TransformersModel(LoadedModel):
             )
 
             forcing = transformers_forcing(SYNTHETIC_TOKENS_PER_WINDOW)
-            overridden = sorted(k for k in forcing if k in kwargs and kwargs[k] != forcing[k])
-            if overridden:
-                self.warnings.append(
-                    "synthetic model: fixed-length decoding overrides " + ", ".join(overridden)
-                )
-            kwargs.update(forcing)
+            # Timestamps are a pipeline argument; the forcing masks them, so windows of 30 s
+            # come from chunking instead of long-form decoding.
+            forcing.pop("return_timestamps", None)
+            if warning := force_options(kwargs, forcing):
+                self.warnings.append(warning)
         return kwargs
 
-    def _call_kwargs(self, args: BenchArgs) -> dict[str, Any]:
+    def _call_kwargs(self, args: BenchArgs, synthetic: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "return_timestamps": "word"
             if args.word_timestamps
             else not (args.without_timestamps or False),
         }
         chunk = args.chunk_length_s
+        if synthetic:
+            # Consecutive 30 s windows without overlap, as faster-whisper walks the audio, so
+            # both engines decode the same number of fixed-length windows.
+            kwargs["return_timestamps"] = False
+            kwargs["stride_length_s"] = 0
+            chunk = chunk or 30.0
         if args.batch_size is not None:
             kwargs["batch_size"] = args.batch_size
             if chunk is None:
