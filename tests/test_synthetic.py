@@ -27,8 +27,6 @@ from transcription_benchmarks.models.synthetic import (
     transformers_forcing,
 )
 
-AUDIO_DIR = Path(__file__).resolve().parents[2] / "shared" / "test_audio"
-ONE_MINUTE = AUDIO_DIR / "1min.flac"  # exactly 60 s: two 30 s windows
 SMALL_ARCHS = ["whisper-tiny", "whisper-base"]
 N = 24  # tokens forced per window in the tests (small, to keep CPU decoding fast)
 
@@ -83,11 +81,11 @@ def built(synthetic_cache: Path) -> dict[str, SyntheticModel]:
 
 @pytest.fixture(scope="module")
 def audio():
-    if not ONE_MINUTE.is_file():
-        pytest.skip(f"test audio {ONE_MINUTE} not found")
     from faster_whisper import decode_audio
+    from tests.conftest import shared_audio
 
-    samples = decode_audio(str(ONE_MINUTE), sampling_rate=16000)
+    one_minute = shared_audio("1min.flac")  # exactly 60 s: two 30 s windows
+    samples = decode_audio(str(one_minute), sampling_rate=16000)
     assert len(samples) == 60 * 16000
     return samples
 
