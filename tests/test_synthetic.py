@@ -187,6 +187,14 @@ def test_hf_config_has_the_table_dimensions(built: dict[str, SyntheticModel], ar
     assert ct2_pre["feature_size"] == spec.num_mel_bins
 
 
+def test_ctranslate2_sees_a_multilingual_model(built: dict[str, SyntheticModel]):
+    import ctranslate2
+
+    whisper = ctranslate2.models.Whisper(str(built["whisper-tiny"].ct2_dir), device="cpu")
+    assert whisper.is_multilingual
+    assert whisper.num_languages == 99
+
+
 def test_generation_config_is_multilingual(built: dict[str, SyntheticModel]):
     model = built["whisper-tiny"]
     gen = json.loads((model.hf_dir / "generation_config.json").read_text())

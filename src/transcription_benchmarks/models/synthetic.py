@@ -61,8 +61,9 @@ Both backends are therefore forced to generate exactly ``tokens`` text tokens pe
   ``condition_on_previous_text=False``, ``without_timestamps=True``) to
   ``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`` (P = 4) when CTranslate2 reports
   the model multilingual, or ``<|startoftranscript|><|notimestamps|>`` (P = 2) when it does not
-  (CTranslate2 4.8.5 reports ``is_multilingual == False`` for every model, including these
-  51865/51866-token ones, so faster-whisper drops the language and task tokens), and pass
+  (CTranslate2 4.8 calls a model multilingual when its vocabulary holds the empty token, as the
+  real multilingual ones and these synthetic ones do; other builds decide by vocabulary size,
+  and an English-only model gets P = 2), and pass
   ``max_new_tokens = 2 * tokens - P``: exactly ``tokens`` come out. Hence the `model` argument.
   ``temperature=0.0`` as a single value and ``compression_ratio_threshold`` /
   ``log_prob_threshold`` / ``no_speech_threshold`` = None mean one ``generate`` per window, no
@@ -112,7 +113,7 @@ __all__ = [
     "transformers_forcing",
 ]
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 """Part of the cache key: bump it whenever the built files would change."""
 
 SEED = 0
@@ -126,9 +127,12 @@ the low end of that range (so a benchmark does not overstate decoder time), a ro
 well below CTranslate2's cap of 224 new tokens per window.
 """
 
-FILLER_TOKEN = "<|synthetic_filler|>"
+FILLER_TOKEN = ""
 """Regular token at id 50256: the English vocabulary has one regular token fewer than the
-multilingual one (50256 vs 50257), and this keeps every special token at its real id."""
+multilingual one (50256 vs 50257), and this keeps every special token at its real id. It is the
+empty string because that is what the real multilingual vocabularies hold there, and CTranslate2
+(4.8) decides a Whisper model is multilingual by looking the empty token up: with it, synthetic
+models take the same multilingual prompt and language-detection path as the models they imitate."""
 
 ENGLISH_REGULAR_TOKENS = 50256
 EOT_ID = 50257
@@ -362,8 +366,7 @@ def faster_whisper_forcing(
 
     Pass the loaded `model` (a ``faster_whisper.WhisperModel`` or ``BatchedInferencePipeline``):
     the length limit depends on the decoder prompt, which depends on whether CTranslate2 reports
-    the model multilingual (``model.model.is_multilingual``; some CTranslate2 builds report False
-    even for the 51865/51866-token vocabularies), and the suppression list on the vocabulary
+    the model multilingual (``model.model.is_multilingual``), and the suppression list on the vocabulary
     size. Without a model, `multilingual` defaults to True and `vocab_size` to 51865 (safe for
     every synthetic model, but leaves ``<|30.00|>`` unmasked in the 51866-token v3 family). See
     the module docstring for how the forcing works.
