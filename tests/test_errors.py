@@ -48,12 +48,18 @@ def test_corrupt_file(tmp_path):
         bench(PACKAGED_ID, BenchArgs(test_file=str(corrupt), **FAST))
 
 
-def test_wav_with_no_samples(tmp_path):
-    silent = tmp_path / "zero.wav"
-    with wave.open(str(silent), "wb") as out:
+def silent_wav(path, seconds: float):
+    """A valid 16 kHz mono WAV of digital silence (0 s gives a header and no samples)."""
+    with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * int(16000 * seconds))
+    return path
+
+
+def test_wav_with_no_samples(tmp_path):
+    silent = silent_wav(tmp_path / "zero.wav", 0)
     with pytest.raises(AudioError, match="holds no samples"):
         bench(PACKAGED_ID, BenchArgs(test_file=str(silent), **FAST))
 
@@ -187,12 +193,7 @@ def test_english_only_model_rejects_other_languages(jfk):
 
 
 def test_long_audio_without_timestamps_on_transformers(tmp_path):
-    long_silence = tmp_path / "long.wav"
-    with wave.open(str(long_silence), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(b"\x00\x00" * 16000 * 31)
+    long_silence = silent_wav(tmp_path / "long.wav", 31)
     args = BenchArgs(
         backend="transformers", test_file=str(long_silence), without_timestamps=True, **FAST
     )
