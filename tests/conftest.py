@@ -57,11 +57,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def shared_audio(name: str) -> Path:
+    """A catalogued test file; skips when it is not on this machine, never on a bad checksum."""
     from transcription_benchmarks.audio import find_test_audio
-    from transcription_benchmarks.errors import AudioError
+    from transcription_benchmarks.errors import AudioChecksumError, AudioError
 
     try:
         return find_test_audio(name)
+    except AudioChecksumError:
+        raise
     except AudioError as exc:
         pytest.skip(f"real test audio {name} not available ({exc})")
 

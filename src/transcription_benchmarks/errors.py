@@ -23,3 +23,11 @@ class InvalidOptionError(BenchError, ValueError):
 
 class BackendLoadError(BenchError):
     """The backend is installed but cannot run here (a CUDA library it needs does not load)."""
+
+
+class AudioUnavailableError(AudioError):
+    """A catalogued test file that cannot be shipped (proprietary) is not on this machine."""
+
+
+class AudioChecksumError(AudioError):
+    """A test file's bytes differ from the catalogue's sha256: corrupt, truncated or another file."""

@@ -1,6 +1,11 @@
-"""Audio: decoding to 16 kHz mono float32, and finding test files by name."""
+"""Audio: decoding to 16 kHz mono float32, the test-audio catalog, generated speech."""
 
-from transcription_benchmarks.audio.catalog import AUDIO_PATH_ENV, find_test_audio
+from transcription_benchmarks.audio.catalog import (
+    AUDIO_PATH_ENV,
+    find_test_audio,
+    get_test_audio,
+    reference_for,
+)
 from transcription_benchmarks.audio.decode import SAMPLE_RATE, AudioInfo, decode_audio, probe_audio
 
 __all__ = [
@@ -9,5 +14,7 @@ __all__ = [
     "AudioInfo",
     "decode_audio",
     "find_test_audio",
+    "get_test_audio",
     "probe_audio",
+    "reference_for",
 ]
