@@ -53,6 +53,10 @@ class BenchArgs(BaseModel):
     warmup: int = Field(1, ge=0, description="untimed runs before the timed ones")
     repeats: int = Field(3, ge=1, description="timed runs; speed comes from their median")
 
+    reference_file: str | None = Field(
+        None, description="reference transcript (text file) for WER; default: the catalog's"
+    )
+
     # Decoding, both backends
     batch_size: int | None = Field(None, ge=1)
     beam_size: int | None = Field(None, ge=1)

@@ -20,7 +20,10 @@ from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
 from transcription_benchmarks.measure.timer import time_runs
 from transcription_benchmarks.models import guess_format, resolve
-from transcription_benchmarks.result import BenchResult, ModelInfo
+from transcription_benchmarks.quality.metrics import assess
+from transcription_benchmarks.quality.reference import load_reference
+from transcription_benchmarks.result import BenchResult, ModelInfo, text_sha256
+from transcription_benchmarks.transcript import Transcript
 
 
 class IgnoredOptionWarning(UserWarning):
@@ -40,8 +43,11 @@ def bench(
     args: BenchArgs | None = None,
     *,
     progress: RunProgress | None = None,
+    keep_run_texts: bool = False,
 ) -> BenchResult:
-    """Benchmark `model` (hub id, local directory, packaged id or synthetic:<arch>) on one file."""
+    """Benchmark `model` (hub id, local directory, packaged id or synthetic:<arch>) on one file.
+
+    Every run's text is hashed into the result; `keep_run_texts` keeps the texts too."""
     args = args or BenchArgs()
     backend_name = args.backend or (
         "faster-whisper" if guess_format(model) == "ctranslate2" else "transformers"
@@ -53,6 +59,7 @@ def bench(
         notes.append(f"{backend_name} ignores option(s): {', '.join(ignored)}")
         warnings.warn(notes[-1], IgnoredOptionWarning, stacklevel=2)
     audio = probe_audio(find_test_audio(args.test_file))
+    reference = load_reference(args.reference_file, audio.path)
     backend.validate(args, audio)
     device = backend.resolve_device(args.device)
     environment = fingerprint()
@@ -69,16 +76,15 @@ def bench(
         loaded = backend.load(resolved, args, device)
         load_time = time.perf_counter() - start
         total_runs = args.warmup + args.repeats
-        run_index = 0
+        transcripts: list[Transcript] = []  # every run's output, for the determinism record
 
-        def transcribe_once():
-            nonlocal run_index
+        def transcribe_once() -> Transcript:
             report = None
             if progress is not None:
-                index = run_index
+                index = len(transcripts)
                 report = lambda seconds: progress(index, total_runs, seconds, audio.duration_s)  # noqa: E731
-            run_index += 1
-            return loaded.transcribe(audio, report)
+            transcripts.append(loaded.transcribe(audio, report))
+            return transcripts[-1]
 
         timing, transcript = time_runs(
             transcribe_once,
@@ -93,6 +99,13 @@ def bench(
         from transcription_benchmarks.models.synthetic import SYNTHETIC_TOKENS_PER_WINDOW
 
         config["synthetic_tokens_per_window"] = SYNTHETIC_TOKENS_PER_WINDOW
+    quality = assess(
+        transcript,
+        silences=audio.silences,
+        reference=reference.text if reference else None,
+        reference_source=reference.source if reference else None,
+        language=args.language or transcript.language,
+    )
     if unstable := timing.stability_warning():
         notes.append(unstable)
         warnings.warn(unstable, UnstableBenchmarkWarning, stacklevel=2)
@@ -116,6 +129,9 @@ def bench(
         timing=timing,
         memory=memory.stats(),
         transcript=transcript,
+        run_text_sha256=[text_sha256(t.text) for t in transcripts],
+        run_texts=[t.text for t in transcripts] if keep_run_texts else None,
+        quality=quality,
         environment=environment,
         warnings=notes,
     )

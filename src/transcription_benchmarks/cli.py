@@ -92,6 +92,13 @@ def bench_command(
         Path | None, typer.Option("--json", help="write the result as JSON")
     ] = None,
     text: Annotated[bool, typer.Option("--text/--no-text", help="print the transcript")] = True,
+    reference: Annotated[
+        Path | None, typer.Option(help="reference transcript file for WER (default: catalog's)")
+    ] = None,
+    determinism: Annotated[
+        bool,
+        typer.Option(help="run --repeats times, compare texts, name the option that breaks it"),
+    ] = False,
 ) -> None:
     """Run one benchmark: print the transcript and a stats line."""
     from transcription_benchmarks.bench import bench
@@ -118,12 +125,21 @@ def bench_command(
         "attn_implementation": attn_implementation,
         "chunk_length_s": chunk_length_s,
         "generate_kwargs": _key_values(generate_kwarg or [], "--generate-kwarg"),
+        "reference_file": str(reference) if reference else None,
     }
     if temperature:
         values["temperature"] = temperature[0] if len(temperature) == 1 else temperature
     # Pass only what differs from the defaults, so "set by the user" stays meaningful.
     defaults = BenchArgs()
     args = BenchArgs.build(**{k: v for k, v in values.items() if v != getattr(defaults, k)})
+    if determinism:
+        from transcription_benchmarks.quality.determinism import check_determinism
+
+        report = check_determinism(model, args, runs=args.repeats)
+        console.print(report.describe(), highlight=False, markup=False)
+        if json_out is not None:
+            json_out.write_text(report.model_dump_json(indent=2) + "\n")
+        raise typer.Exit(0 if report.deterministic else 1)
 
     with _progress() as progress, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -6,38 +6,21 @@ effective configuration (not just what was asked for) and the environment finger
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.measure.environment import Environment
 from transcription_benchmarks.measure.memory import MemoryStats
 from transcription_benchmarks.measure.timer import Stats
+from transcription_benchmarks.quality.metrics import Quality
+from transcription_benchmarks.transcript import Transcript
 
 SCHEMA_VERSION = 1
-
-
-class Segment(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    start: float
-    end: float
-    text: str
-
-
-class Transcript(BaseModel):
-    """What a backend returns for one file: the segments and what it detected."""
-
-    segments: list[Segment]
-    language: str | None = None
-    language_probability: float | None = None
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
 
 class ModelInfo(BaseModel):
@@ -64,6 +47,13 @@ class BenchResult(BaseModel):
     timing: Stats
     memory: MemoryStats
     transcript: Transcript
+    run_text_sha256: list[str] = Field(
+        default_factory=list, description="sha256 of each run's text, warm-up runs first"
+    )
+    run_texts: list[str] | None = Field(
+        None, description="each run's text, when asked to keep them"
+    )
+    quality: Quality | None = None
     environment: Environment
     warnings: list[str] = Field(default_factory=list)
 
@@ -71,6 +61,16 @@ class BenchResult(BaseModel):
     def speed(self) -> float:
         """Real-time factor: seconds of audio transcribed per second, from the median run."""
         return self.audio_duration_s / self.timing.median
+
+    @property
+    def wer(self) -> float | None:
+        rates = self.quality.error_rates if self.quality else None
+        return rates.wer if rates else None
+
+    @property
+    def deterministic(self) -> bool:
+        """Every run (warm-up included) produced the same text."""
+        return len(set(self.run_text_sha256)) <= 1
 
     def get_text(self, with_timestamps: bool = True) -> str:
         if not with_timestamps:
@@ -91,6 +91,7 @@ class BenchResult(BaseModel):
                 + (" (synthetic weights)" if self.model.synthetic else ""),
                 f"File: {self.test_file} ({self.audio_duration_s:.1f} s)",
                 f"Config: {self.backend} on {self.device}, {describe_config(self.config)}",
+                *([f"WER: {self.wer:.1%}"] if self.wer is not None else []),
                 f"Load: {self.load_time_s:.2f} s",
                 f"Runs: {self.timing.describe()}",
             ]
@@ -107,6 +108,10 @@ class BenchResult(BaseModel):
         path = Path(path)
         path.write_text(self.to_json() + "\n")
         return path
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def describe_config(config: dict[str, Any]) -> str:

@@ -7,12 +7,13 @@ importing another backend's package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
+from transcription_benchmarks.audio.silence import silent_stretches
 from transcription_benchmarks.errors import AudioError
 
 SAMPLE_RATE = 16_000
@@ -24,6 +25,8 @@ class AudioInfo:
     duration_s: float
     source_sample_rate: int
     source_channels: int
+    silences: list[tuple[float, float]] = field(default_factory=list)
+    """Silent stretches (start, end seconds): found while the samples are at hand."""
 
 
 def decode_audio(path: str | Path) -> np.ndarray:
@@ -36,7 +39,8 @@ def probe_audio(path: str | Path) -> AudioInfo:
     (container headers can lie about duration)."""
     path = Path(path)
     samples, rate, channels = _decode(path)
-    return AudioInfo(path, len(samples) / SAMPLE_RATE, rate, channels)
+    silences = silent_stretches(samples, SAMPLE_RATE)
+    return AudioInfo(path, len(samples) / SAMPLE_RATE, rate, channels, silences)
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int, int]:

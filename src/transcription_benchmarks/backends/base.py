@@ -17,7 +17,7 @@ from transcription_benchmarks.args import BackendName, BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.errors import BackendNotInstalledError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel
-from transcription_benchmarks.result import Transcript
+from transcription_benchmarks.transcript import Transcript
 
 # Called with the seconds of audio transcribed so far in the current run.
 ProgressCallback = Callable[[float], None]

@@ -18,7 +18,7 @@ from transcription_benchmarks.backends.base import (
 )
 from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
-from transcription_benchmarks.result import Segment, Transcript
+from transcription_benchmarks.transcript import Segment, Transcript
 
 # BenchArgs fields that map one-to-one onto transcribe() keywords; setting one of these inside
 # transcribe_options as well is a conflict, not a silent override.

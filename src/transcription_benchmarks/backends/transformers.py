@@ -19,7 +19,7 @@ from transcription_benchmarks.backends.base import (
 )
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
-from transcription_benchmarks.result import Segment, Transcript
+from transcription_benchmarks.transcript import Segment, Transcript
 
 # BenchArgs options that become generate_kwargs; setting both is a conflict.
 FLAT_GENERATE_OPTIONS = {

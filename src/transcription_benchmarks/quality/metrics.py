@@ -1,0 +1,201 @@
+"""Accuracy and the symptoms of bad decoding, for one transcript.
+
+- WER / CER with jiwer, after the versioned normaliser, with substitution, deletion and
+  insertion counts (a high WER made of deletions is a model skipping audio; of insertions, a
+  model inventing text).
+- Repetition: the zlib compression ratio Whisper itself uses to reject looping output (above
+  2.4 it re-decodes), and the longest run of one repeated n-gram.
+- Pace: words per second per segment; real speech stays under about 5 w/s, so a segment far
+  above it crams in text the audio does not hold, and a long segment far below it is mostly
+  silence or music labelled with a few words.
+- Text in silence: words emitted in segments that lie in silent stretches of the audio, the
+  classic hallucination ("Thank you." over a silent tail).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from pydantic import BaseModel, Field
+
+from transcription_benchmarks.quality.normalize import normalize, normalizer_version
+from transcription_benchmarks.transcript import Segment, Transcript
+
+# Whisper's own threshold for "this output is looping" (compression_ratio_threshold).
+LOOPING_COMPRESSION_RATIO = 2.4
+FAST_WORDS_PER_SECOND = 6.0
+SLOW_WORDS_PER_SECOND = 0.5
+SLOW_MIN_SEGMENT_S = 5.0
+SEGMENT_IN_SILENCE = 0.8  # share of a segment's span inside silence that makes its text suspect
+MAX_NGRAM = 8
+
+
+class ErrorRates(BaseModel):
+    wer: float
+    cer: float
+    substitutions: int
+    deletions: int
+    insertions: int
+    hits: int
+    reference_words: int
+    normalizer: str = Field(description="normaliser name, library version and rules version")
+
+
+class Repetition(BaseModel):
+    compression_ratio: float = Field(description="zlib ratio of the text, as Whisper computes it")
+    looping: bool = Field(description=f"compression ratio above {LOOPING_COMPRESSION_RATIO}")
+    longest_run: int = Field(description="consecutive repeats of the most repeated n-gram")
+    longest_run_ngram: str = ""
+
+
+class Pace(BaseModel):
+    words_per_second: float | None = Field(description="whole transcript over speech segments")
+    fast_segments: list[int] = Field(description=f"indices above {FAST_WORDS_PER_SECOND} w/s")
+    slow_segments: list[int] = Field(
+        description=f"indices of segments >= {SLOW_MIN_SEGMENT_S} s below {SLOW_WORDS_PER_SECOND} w/s"
+    )
+
+
+class SilenceText(BaseModel):
+    silent_seconds: float = Field(description="seconds of audio in silent stretches")
+    segments: list[int] = Field(description="indices of segments lying in silence with text")
+    words: int = Field(description="words emitted in those segments")
+
+
+class Quality(BaseModel):
+    """What the result says about accuracy; `error_rates` only where a reference exists."""
+
+    error_rates: ErrorRates | None = None
+    reference_source: str | None = None
+    repetition: Repetition
+    pace: Pace
+    silence_text: SilenceText | None = None
+    language: str | None = None
+    language_probability: float | None = None
+
+
+def error_rates(hypothesis: str, reference: str, language: str | None = "en") -> ErrorRates:
+    import jiwer
+
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
+    if not ref.split():
+        raise ValueError("reference transcript is empty after normalisation")
+    words = jiwer.process_words(ref, hyp)
+    chars = jiwer.process_characters(ref, hyp)
+    return ErrorRates(
+        wer=words.wer,
+        cer=chars.cer,
+        substitutions=words.substitutions,
+        deletions=words.deletions,
+        insertions=words.insertions,
+        hits=words.hits,
+        reference_words=words.hits + words.substitutions + words.deletions,
+        normalizer=normalizer_version(language),
+    )
+
+
+class Divergence(BaseModel):
+    """Where two transcripts part ways, in normalised words."""
+
+    word_index: int
+    left: str = Field(description="the first differing word of the first text ('' if it ended)")
+    right: str = Field(description="the first differing word of the second text ('' if it ended)")
+    context: str = Field(description="the words just before the divergence")
+
+
+def first_difference(left: str, right: str, language: str | None = "en") -> Divergence | None:
+    """None when both normalise to the same words."""
+    a, b = normalize(left, language).split(), normalize(right, language).split()
+    for index in range(max(len(a), len(b))):
+        x = a[index] if index < len(a) else ""
+        y = b[index] if index < len(b) else ""
+        if x != y:
+            return Divergence(
+                word_index=index, left=x, right=y, context=" ".join(a[max(0, index - 5) : index])
+            )
+    return None
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repetition(text: str) -> Repetition:
+    words = text.lower().split()
+    best_run, best_ngram = (1 if words else 0), ""
+    # Hand-written: no maintained library measures n-gram loops; O(words x MAX_NGRAM).
+    for n in range(1, MAX_NGRAM + 1):
+        start = 0
+        while start + 2 * n <= len(words):
+            run = 1
+            while words[start + run * n : start + (run + 1) * n] == words[start : start + n]:
+                run += 1
+            if run > best_run:
+                best_run, best_ngram = run, " ".join(words[start : start + n])
+            start += max(1, (run - 1) * n)
+    ratio = compression_ratio(text)
+    return Repetition(
+        compression_ratio=ratio,
+        looping=ratio > LOOPING_COMPRESSION_RATIO,
+        longest_run=best_run,
+        longest_run_ngram=best_ngram,
+    )
+
+
+def pace(segments: list[Segment]) -> Pace:
+    fast, slow, words, seconds = [], [], 0, 0.0
+    for index, segment in enumerate(segments):
+        count = len(segment.text.split())
+        span = max(segment.end - segment.start, 0.0)
+        if count and span > 0:
+            words, seconds = words + count, seconds + span
+            if count / span > FAST_WORDS_PER_SECOND:
+                fast.append(index)
+            elif span >= SLOW_MIN_SEGMENT_S and count / span < SLOW_WORDS_PER_SECOND:
+                slow.append(index)
+    return Pace(
+        words_per_second=words / seconds if seconds else None,
+        fast_segments=fast,
+        slow_segments=slow,
+    )
+
+
+def text_in_silence(segments: list[Segment], stretches: list[tuple[float, float]]) -> SilenceText:
+    flagged, words = [], 0
+    for index, segment in enumerate(segments):
+        span = segment.end - segment.start
+        count = len(segment.text.split())
+        if not count or span <= 0:
+            continue
+        inside = sum(max(0.0, min(segment.end, e) - max(segment.start, s)) for s, e in stretches)
+        if inside / span >= SEGMENT_IN_SILENCE:
+            flagged.append(index)
+            words += count
+    return SilenceText(
+        silent_seconds=sum(e - s for s, e in stretches), segments=flagged, words=words
+    )
+
+
+def assess(
+    transcript: Transcript,
+    *,
+    silences: list[tuple[float, float]] | None = None,
+    reference: str | None = None,
+    reference_source: str | None = None,
+    language: str | None = None,
+) -> Quality:
+    """Every measure that applies: error rates need a reference, text-in-silence the audio's
+    silent stretches (AudioInfo.silences)."""
+    language = language or transcript.language
+    return Quality(
+        error_rates=error_rates(transcript.text, reference, language) if reference else None,
+        reference_source=reference_source if reference else None,
+        repetition=repetition(transcript.text),
+        pace=pace(transcript.segments),
+        silence_text=text_in_silence(transcript.segments, silences)
+        if silences is not None
+        else None,
+        language=transcript.language,
+        language_probability=transcript.language_probability,
+    )

@@ -1,0 +1,206 @@
+"""Accuracy, repetition and hallucination measures: unit cases, then real tiny.en on real audio."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+
+from transcription_benchmarks import BenchArgs, bench
+from transcription_benchmarks.audio import SAMPLE_RATE, decode_audio
+from transcription_benchmarks.audio.silence import silent_stretches
+from transcription_benchmarks.models import PACKAGED_ID
+from transcription_benchmarks.quality.metrics import (
+    LOOPING_COMPRESSION_RATIO,
+    error_rates,
+    first_difference,
+    pace,
+    repetition,
+    text_in_silence,
+)
+from transcription_benchmarks.quality.normalize import normalize, normalizer_version
+from transcription_benchmarks.transcript import Segment
+
+GREEDY = {"device": "cpu", "warmup": 0, "repeats": 1, "beam_size": 1, "temperature": 0.0}
+
+# WER bounds for tiny.en on the public files, measured here (greedy, temperature 0) with
+# headroom: jfk 0 %, short 0 %, 1min 6.7 % (see the closing note of the quality issue). A bound
+# far above the measurement would not catch a regression; one at it would flake across CPUs.
+WER_BOUNDS = {"jfk.flac": 0.10, "short.flac": 0.10, "1min.flac": 0.12}
+
+
+def test_normaliser_is_versioned_and_whisper_style():
+    assert normalize("Mr. Smith didn't pay $20!", "en") == "mister smith did not pay $20"
+    version = normalizer_version("en")
+    assert version.startswith("whisper-normalizer-")
+    assert "/english/rules-" in version
+    assert "/basic/" in normalizer_version("de")
+
+
+def test_error_rates_count_each_kind_of_error():
+    rates = error_rates("the big cat sat on mat", "The cat sat on the mat.", "en")
+    assert (rates.substitutions, rates.deletions, rates.insertions) == (0, 1, 1)
+    assert rates.reference_words == 6
+    assert rates.wer == pytest.approx(2 / 6)
+    assert rates.cer == pytest.approx(8 / 22)  # "big " inserted, "the " deleted, of 22 chars
+    assert rates.normalizer == normalizer_version("en")
+    perfect = error_rates("And so, my fellow Americans!", "and so my fellow americans", "en")
+    assert perfect.wer == 0.0
+    assert perfect.cer == 0.0
+
+
+def test_error_rates_need_a_reference_with_words():
+    with pytest.raises(ValueError, match="empty"):
+        error_rates("something", " ?! ", "en")
+
+
+def test_repetition_finds_loops():
+    loop = " ".join(["and have fun,"] * 40)
+    measured = repetition(loop)
+    assert measured.looping
+    assert measured.compression_ratio > LOOPING_COMPRESSION_RATIO
+    assert measured.longest_run == 40
+    assert measured.longest_run_ngram == "and have fun,"
+    normal = repetition("Ladies and gentlemen, thank you for being here today.")
+    assert not normal.looping
+    assert normal.longest_run == 1
+    assert repetition("the the the cat").longest_run == 3
+
+
+def test_pace_flags_crammed_and_empty_segments():
+    segments = [
+        Segment(start=0, end=4, text="a normal sentence of eight words spoken here"),
+        Segment(start=4, end=5, text="far too many words for one single second of audio"),
+        Segment(start=5, end=25, text="hmm"),
+    ]
+    measured = pace(segments)
+    assert measured.fast_segments == [1]
+    assert measured.slow_segments == [2]
+    assert measured.words_per_second == pytest.approx(19 / 25)
+
+
+def test_silent_stretches_on_generated_audio():
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE)
+    gap_short = np.zeros(SAMPLE_RATE)  # 1 s: a pause, not silence
+    gap_long = np.zeros(5 * SAMPLE_RATE)
+    audio = np.concatenate([tone, gap_short, tone, gap_long, tone]).astype(np.float32)
+    assert silent_stretches(audio, SAMPLE_RATE) == [
+        (pytest.approx(7.0, abs=0.05), pytest.approx(12.0, abs=0.05))
+    ]
+
+
+def test_text_in_silence_counts_words_of_segments_inside_it():
+    segments = [
+        Segment(start=0, end=5, text="real speech here"),
+        Segment(start=30, end=32, text="Thank you for watching."),
+        Segment(start=8, end=12, text="half in silence"),
+    ]
+    found = text_in_silence(segments, [(10.0, 50.0)])
+    assert found.segments == [1]
+    assert found.words == 4
+    assert found.silent_seconds == 40.0
+
+
+def test_first_difference_in_normalised_words():
+    assert first_difference("Ask not, what your country", "ask not what your country") is None
+    divergence = first_difference("ask not what your country", "ask not for your country")
+    assert divergence.word_index == 2
+    assert (divergence.left, divergence.right) == ("what", "for")
+    assert divergence.context == "ask not"
+    assert first_difference("a b c", "a b").right == ""
+
+
+@pytest.fixture(scope="module")
+def short_with_silent_tail(tmp_path_factory, short):
+    """short.flac followed by 40 s of digital silence, written here as 16-bit WAV."""
+    samples = np.concatenate([decode_audio(short), np.zeros(40 * SAMPLE_RATE, np.float32)])
+    path = tmp_path_factory.mktemp("audio") / "short-silent-tail.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_hallucination_over_a_silent_tail_is_measured(short_with_silent_tail):
+    # Measured here: faster-whisper's defaults (beam 5, no VAD) emit "Thank you for watching."
+    # over the silent second window; VAD removes the silence and the hallucination with it.
+    result = bench(
+        PACKAGED_ID,
+        BenchArgs(test_file=str(short_with_silent_tail), device="cpu", warmup=0, repeats=1),
+    )
+    silence = result.quality.silence_text
+    assert silence.silent_seconds == pytest.approx(40, abs=0.1)
+    assert silence.words >= 1
+    assert all(result.transcript.segments[i].start >= 10 for i in silence.segments)
+
+    with_vad = bench(
+        PACKAGED_ID,
+        BenchArgs(
+            test_file=str(short_with_silent_tail),
+            device="cpu",
+            warmup=0,
+            repeats=1,
+            vad_filter=True,
+        ),
+    )
+    assert with_vad.quality.silence_text.words == 0
+    assert "select committee" in with_vad.transcript.text.lower()
+
+
+def test_transformers_loops_over_silence_and_the_measures_say_so(short_with_silent_tail):
+    # Measured here: transformers' sequential long-form decoding of tiny.en fills the silent
+    # tail with a repeated phrase; compression ratio and n-gram run both flag it.
+    result = bench(
+        PACKAGED_ID,
+        BenchArgs(
+            backend="transformers",
+            test_file=str(short_with_silent_tail),
+            device="cpu",
+            warmup=0,
+            repeats=1,
+        ),
+    )
+    assert result.quality.silence_text.words > 20
+    assert result.quality.repetition.looping
+    assert result.quality.repetition.longest_run >= 10
+
+
+@pytest.mark.parametrize("name", sorted(WER_BOUNDS))
+@pytest.mark.parametrize("backend", ["faster-whisper", "transformers"])
+def test_wer_on_public_files_within_measured_bounds(name, backend):
+    from tests.conftest import shared_audio
+
+    result = bench(
+        PACKAGED_ID, BenchArgs(backend=backend, test_file=str(shared_audio(name)), **GREEDY)
+    )
+    rates = result.quality.error_rates
+    assert rates is not None, "the catalog has a reference for every public English file"
+    assert rates.wer <= WER_BOUNDS[name]
+    assert result.quality.reference_source.startswith("catalog: ")
+    assert rates.normalizer == normalizer_version("en")
+    assert f"WER: {rates.wer:.1%}" in result.get_stats()
+
+
+def test_reference_file_overrides_the_catalog(jfk, tmp_path):
+    reference = tmp_path / "ref.txt"
+    reference.write_text("and so my fellow americans ask not what your country can do for you\n")
+    result = bench(
+        PACKAGED_ID, BenchArgs(test_file=str(jfk), reference_file=str(reference), **GREEDY)
+    )
+    assert result.quality.reference_source == str(reference)
+    # The second half of the speech is missing from this reference: pure insertions.
+    assert result.quality.error_rates.insertions == 8
+    assert result.quality.error_rates.deletions == 0
+
+
+def test_missing_reference_file_fails_before_loading(jfk, tmp_path):
+    from transcription_benchmarks import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="reference file not found"):
+        bench(
+            PACKAGED_ID,
+            BenchArgs(test_file=str(jfk), reference_file=str(tmp_path / "no.txt"), **GREEDY),
+        )
