@@ -180,6 +180,26 @@ def _progress() -> Progress:
     )
 
 
+@app.command("generate-audio")
+def generate_audio_command(
+    minutes: Annotated[float, typer.Option(help="length; 60, 180 for the long-form files")] = 1.0,
+    seed: Annotated[int, typer.Option(help="chooses sentences, rates and pauses")] = 0,
+    engine: Annotated[str, typer.Option(help="auto, piper or espeak-ng")] = "auto",
+    out: Annotated[
+        Path | None, typer.Option(help="directory for <name>.flac/.txt/.json (default: the cache)")
+    ] = None,
+) -> None:
+    """Synthesise English speech with an exact reference transcript, reproducibly."""
+    from transcription_benchmarks.audio.generate import generate_speech
+
+    with errors.status(f"synthesising {minutes:g} min of speech ({engine})"):
+        speech = generate_speech(minutes * 60, seed=seed, engine=engine, directory=out)
+    console.print(
+        f"{speech.path}  ({speech.duration_s:.1f} s, {speech.engine}, sha256 {speech.sha256})"
+    )
+    console.print(f"reference: {speech.reference_path}")
+
+
 @app.command("version")
 def version_command() -> None:
     """Print the versions this environment would benchmark with."""
