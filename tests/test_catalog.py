@@ -177,3 +177,13 @@ def test_reference_from_a_sidecar(monkeypatch, tmp_path):
     monkeypatch.setenv(AUDIO_PATH_ENV, str(tmp_path))
     assert reference_for("generated_hello.wav") == ref  # a bare name found on the search path
     assert reference_for("10min.flac") is None  # catalogued, but no reference anywhere
+
+
+def test_a_different_recording_with_a_catalogued_name_gets_no_catalogue_reference(tmp_path):
+    from transcription_benchmarks.audio.catalog import reference_for
+
+    impostor = tmp_path / "jfk.flac"
+    impostor.write_bytes(b"not the real jfk.flac")
+    assert reference_for(impostor) is None
+    (tmp_path / "jfk.txt").write_text("my own transcript\n")
+    assert reference_for(impostor).text == "my own transcript"

@@ -132,6 +132,17 @@ def reference_for(audio: str | Path) -> Reference | None:
     text a generator wrote beside the audio as `<stem>.txt`, else None."""
     path = Path(audio).expanduser()
     entry = load_manifest().get(path.name)
+    located = _locate(path)
+    # Another recording that merely shares a catalogued name must not be scored against the
+    # catalogue's transcript.
+    if (
+        entry
+        and entry.sha256
+        and located
+        and located.is_file()
+        and _sha256(located) != entry.sha256
+    ):
+        entry = None
     if entry is not None and entry.has_reference:
         return Reference(
             text=entry.reference,
@@ -140,7 +151,6 @@ def reference_for(audio: str | Path) -> Reference | None:
             must_contain=entry.must_contain,
             language=entry.language,
         )
-    located = _locate(path)
     sidecar = located.with_suffix(".txt") if located else None
     if sidecar is None or not sidecar.is_file():
         return None
