@@ -1,0 +1,64 @@
+"""The records a matrix run appends to its JSONL file: one cell, one outcome per line.
+
+A cell that runs out of memory, aborts, times out or cannot import its backend still yields a
+row, with the reason, so a report shows it ("OOM" as the original table did) instead of
+silently dropping it. Rows are versioned and carry the BenchResult (and with it the environment
+fingerprint) when the cell ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from transcription_benchmarks.result import BenchResult
+
+ROW_SCHEMA_VERSION = 1
+
+Status = Literal["ok", "oom", "abort", "timeout", "error", "unavailable"]
+"""ok: ran; oom: out of (GPU or host) memory; abort: the process died by a signal (e.g. the
+cuDNN load failure's SIGABRT); timeout: killed at the cell's limit; error: raised (bad input,
+missing weights, ...); unavailable: the backend is not installed here (e.g. NeMo for canary)."""
+
+
+class Cell(BaseModel):
+    """One model x configuration x test file of a matrix."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    args: dict[str, Any] = Field(default_factory=dict, description="BenchArgs fields")
+    label: str = Field("", description="the Config column, e.g. 'fp16, batch 24, SDPA'")
+    fallback: str | None = Field(
+        None, description="model to run when `model`'s weights cannot be had (synthetic:<arch>)"
+    )
+    timeout_s: float | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable across runs: what resume and compare match cells by."""
+        key = json.dumps({"model": self.model, "args": self.args}, sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    @property
+    def test_file(self) -> str:
+        return str(self.args.get("test_file", "short.flac"))
+
+
+class Row(BaseModel):
+    schema_version: int = ROW_SCHEMA_VERSION
+    matrix: str = Field(description="the matrix name")
+    cell_id: str
+    cell: Cell
+    status: Status
+    reason: str | None = Field(None, description="why a cell did not run, one line")
+    ran_model: str | None = Field(None, description="the model that ran (fallback included)")
+    synthetic_fallback: bool = False
+    result: BenchResult | None = None
+    wall_s: float | None = Field(None, description="the cell's subprocess, start to exit")
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    host: str | None = Field(None, description="where it ran (hostname or instance type)")
