@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from transcription_benchmarks.audio.catalog import AUDIO_PATH_ENV
+from transcription_benchmarks.measure.gpus import nvidia_gpu_count, pin_worker_gpu
 from transcription_benchmarks.models.cache import CACHE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,6 +17,10 @@ JFK_TEXT = "ask not what your country can do for you"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker gets its own GPU before anything initialises CUDA; with a
+    # GPU-marked run and more workers than GPUs this fails loudly instead of sharing devices.
+    if nvidia_gpu_count():
+        pin_worker_gpu(os.environ.get("PYTEST_XDIST_WORKER"))
     # Tests never reach the hub; the offline-error tests set their own hub environment.
     os.environ["HF_HUB_OFFLINE"] = "1"
     if SHARED_AUDIO.is_dir() and str(SHARED_AUDIO) not in os.environ.get(AUDIO_PATH_ENV, ""):
@@ -34,21 +39,8 @@ def _model_cache(tmp_path_factory: pytest.TempPathFactory):
     del os.environ[CACHE_ENV]
 
 
-def _nvidia_gpu_count() -> int:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return pynvml.nvmlDeviceGetCount()
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no NVML library or no driver
-        return 0
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _nvidia_gpu_count():
+    if nvidia_gpu_count():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU: NVML finds no NVIDIA GPU or driver here")
     for item in items:

@@ -1,0 +1,57 @@
+"""Which GPUs this machine has, and one GPU per pytest-xdist worker.
+
+`pytest -n auto -m gpu` runs one worker per GPU; each worker must see only its own device
+before CUDA initialises, or every worker lands on GPU 0 and the figures measure contention.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import MutableMapping
+
+
+class GpuPinningError(RuntimeError):
+    """More pytest workers than GPUs: the runs would share devices and skew each other."""
+
+
+def nvidia_gpu_count() -> int:
+    """GPUs the NVIDIA driver reports (NVML, no CUDA context); 0 without driver or library."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML library or no driver: a CPU machine
+        return 0
+
+
+def pin_worker_gpu(
+    worker_id: str | None,
+    env: MutableMapping[str, str] | None = None,
+    gpu_count: int | None = None,
+) -> str | None:
+    """Set CUDA_VISIBLE_DEVICES for xdist worker `gwN` to the N-th GPU it may use.
+
+    The candidates are the devices already listed in CUDA_VISIBLE_DEVICES, else 0..gpu_count-1.
+    Returns the device now visible, or None outside xdist ('master' or no worker id).
+    """
+    env = os.environ if env is None else env
+    match = re.fullmatch(r"gw(\d+)", worker_id or "")
+    if match is None:
+        return None
+    index = int(match.group(1))
+    listed = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if not listed:
+        count = nvidia_gpu_count() if gpu_count is None else gpu_count
+        listed = [str(i) for i in range(count)]
+    if index >= len(listed):
+        raise GpuPinningError(
+            f"pytest-xdist worker {worker_id} has no GPU of its own: {len(listed)} GPU(s) "
+            f"visible ({','.join(listed) or 'none'}); run with -n {len(listed) or 1} or fewer"
+        )
+    env["CUDA_VISIBLE_DEVICES"] = listed[index]
+    return listed[index]
