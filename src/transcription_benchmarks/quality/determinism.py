@@ -93,7 +93,7 @@ def check_determinism(
     texts = result.run_texts or []
     differing = next((t for t in texts if t != texts[0]), None) if texts else None
     if differing is not None:
-        report.divergence = first_difference(texts[0], differing)
+        report.divergence = first_difference(texts[0], differing, normalized=False)
     if report.deterministic or not diagnose:
         return report
     for change in suspects(result):

@@ -103,9 +103,14 @@ class Divergence(BaseModel):
     context: str = Field(description="the words just before the divergence")
 
 
-def first_difference(left: str, right: str, language: str | None = "en") -> Divergence | None:
-    """None when both normalise to the same words."""
-    a, b = normalize(left, language).split(), normalize(right, language).split()
+def first_difference(
+    left: str, right: str, language: str | None = "en", *, normalized: bool = True
+) -> Divergence | None:
+    """None when both have the same words: normalised ones (what WER sees), or with
+    normalized=False the raw ones, punctuation and case included (what determinism sees)."""
+    if normalized:
+        left, right = normalize(left, language), normalize(right, language)
+    a, b = left.split(), right.split()
     for index in range(max(len(a), len(b))):
         x = a[index] if index < len(a) else ""
         y = b[index] if index < len(b) else ""

@@ -1,0 +1,250 @@
+"""Run a matrix: each cell in its own subprocess, one JSONL row per cell as it finishes.
+
+A cell that crashes its process (SIGABRT from a cuDNN load failure, the OOM killer), hangs past
+its timeout or raises still yields a row with the reason; the next cell starts in a fresh
+process. The JSONL file is append-only (flushed and fsynced per row), so an interrupted run
+resumes where it stopped: a cell whose row (same matrix name and cell id) already holds a final
+status is skipped. Timeouts are not final: a resumed run retries them. When a cell appears more
+than once (re-runs with resume off), the last line is the current one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.markup import escape
+
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.matrix.rows import Cell, Row, Status
+from transcription_benchmarks.matrix.spec import Matrix
+from transcription_benchmarks.matrix.worker import one_line
+
+FINAL_STATUSES: frozenset[Status] = frozenset({"ok", "oom", "abort", "error", "unavailable"})
+"""Statuses a resumed run does not retry (everything but timeout)."""
+
+STDERR_TAIL_LINES = 5
+
+
+def run_matrix(
+    matrix: Matrix,
+    out: Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    timeout_s: float | None = None,
+) -> list[Row]:
+    """Run every cell of `matrix`, appending each row to the JSONL file `out`.
+
+    `timeout_s` is the limit for cells that set none themselves (None: no limit). With `resume`,
+    cells that already have a final row in `out` are skipped and their existing rows returned.
+    Returns one row per cell, in the matrix's order."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Row] = {}
+    if resume and out.exists():
+        for row in read_rows(out):
+            if row.matrix == matrix.name:
+                if row.status in FINAL_STATUSES:
+                    done[row.cell_id] = row
+                else:
+                    done.pop(row.cell_id, None)  # a later timeout supersedes an earlier row
+    rows: list[Row] = []
+    bar = _progress_bar() if progress else None
+    task = None
+    if bar is not None:
+        bar.start()
+        task = bar.add_task(matrix.name, total=len(matrix.cells), cell="")
+    try:
+        for cell in matrix.cells:
+            if cell.id in done:
+                rows.append(done[cell.id])
+            else:
+                if bar is not None:
+                    what = f"{cell.model} ({cell.label}) on {cell.test_file}"
+                    bar.update(task, cell=escape(what))
+                row = run_cell(matrix.name, cell, timeout_s=cell.timeout_s or timeout_s)
+                append_row(out, row)
+                rows.append(row)
+            if bar is not None:
+                bar.advance(task)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return rows
+
+
+def run_cell(matrix: str, cell: Cell, *, timeout_s: float | None = None) -> Row:
+    """One cell in a fresh worker process, classified by how the process ended."""
+    started = datetime.now(UTC)
+    if cell.args.get("backend") == "nemo":  # no process needed to know it cannot run
+        from transcription_benchmarks.matrix.worker import nemo_reason
+
+        return _row(matrix, cell, "unavailable", nemo_reason(), started, 0.0)
+    with tempfile.TemporaryDirectory(prefix="tbench-cell-") as tmp:
+        job, result, log = Path(tmp, "job.json"), Path(tmp, "row.json"), Path(tmp, "stderr.txt")
+        job.write_text(
+            json.dumps({"matrix": matrix, "cell": cell.model_dump(mode="json")}),
+            encoding="utf-8",
+        )
+        command = [sys.executable, "-m", "transcription_benchmarks.matrix.worker", str(job)]
+        start = time.perf_counter()
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [*command, str(result)],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,  # its own process group: a timeout kills its children too
+            )
+            try:
+                returncode = process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                wall = time.perf_counter() - start
+                return _row(
+                    matrix,
+                    cell,
+                    "timeout",
+                    f"killed after the {timeout_s:g} s limit (process group sent SIGKILL)",
+                    started,
+                    wall,
+                )
+            except BaseException:  # Ctrl-C: leave no worker behind
+                _kill_group(process)
+                raise
+        wall = time.perf_counter() - start
+        tail = _tail(log)
+        if returncode == 0 and result.is_file():
+            try:
+                row = Row.model_validate_json(result.read_text(encoding="utf-8"))
+            except ValidationError as exc:
+                return _row(matrix, cell, "error", f"unreadable worker row: {exc}", started, wall)
+            return row.model_copy(update={"wall_s": wall, "started_at": started})
+        if returncode < 0:
+            name = _signal_name(-returncode)
+            hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+            reason = f"killed by {name}{hint}" + (f": {' | '.join(tail)}" if tail else "")
+            return _row(matrix, cell, "abort", reason, started, wall)
+        status, reason = _classify_exit(returncode, tail)
+        return _row(matrix, cell, status, reason, started, wall)
+
+
+def append_row(path: Path, row: Row) -> None:
+    """One line per row, flushed and fsynced so a crash loses at most the cell in progress."""
+    line = row.model_dump_json() + "\n"
+    with Path(path).open("a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every row of a JSONL file, in file order. A truncated last line (a crash mid-write) is
+    skipped; any other bad line raises BenchError naming the line."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows: list[Row] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(Row.model_validate_json(line))
+        except ValidationError as exc:
+            if number == len(lines) and not line.endswith("}"):
+                continue
+            raise BenchError(
+                f"{path}:{number}: not a matrix row: {one_line(str(exc), 300)}"
+            ) from None
+    return rows
+
+
+def _row(
+    matrix: str, cell: Cell, status: Status, reason: str, started: datetime, wall: float
+) -> Row:
+    return Row(
+        matrix=matrix,
+        cell_id=cell.id,
+        cell=cell,
+        status=status,
+        reason=reason,
+        wall_s=wall,
+        started_at=started,
+        host=socket.gethostname(),
+    )
+
+
+def _classify_exit(returncode: int, tail: list[str]) -> tuple[Status, str]:
+    """A non-zero exit without a row: the last 'SomeError: message' line of a traceback."""
+    exception = next(
+        (
+            line
+            for line in reversed(tail)
+            if ":" in line
+            and line.split(":", 1)[0].strip().split(".")[-1].endswith(("Error", "Exception"))
+        ),
+        None,
+    )
+    if exception is not None:
+        lowered = exception.lower()
+        status: Status = (
+            "oom" if "out of memory" in lowered or "memoryerror" in lowered else "error"
+        )
+        return status, one_line(exception)
+    last = f": {' | '.join(tail)}" if tail else ""
+    return "error", f"worker exited with status {returncode}{last}"
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _tail(log: Path, lines: int = STDERR_TAIL_LINES) -> list[str]:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return [one_line(line, 300) for line in kept[-lines:]]
+
+
+def _progress_bar():
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[cell]}"),
+        console=Console(stderr=True),
+        transient=False,
+    )

@@ -1,0 +1,117 @@
+"""One matrix cell in its own process: `python -m transcription_benchmarks.matrix.worker JOB ROW`.
+
+JOB is a JSON file {"matrix": name, "cell": Cell}; the worker writes the Row as JSON to ROW and
+exits 0, whatever the cell did: ok, or error / oom / unavailable with the exception's one-line
+message. A crash it cannot catch (a signal, a hard exit) leaves ROW unwritten, and the parent
+(matrix/runner.py) classifies the exit instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+from transcription_benchmarks.errors import (
+    AudioUnavailableError,
+    BackendNotInstalledError,
+    ModelNotFoundError,
+)
+from transcription_benchmarks.matrix.rows import Cell, Row, Status
+from transcription_benchmarks.matrix.spec import PYTHON_PREFIX
+from transcription_benchmarks.result import BenchResult
+
+
+def run_cell(matrix: str, cell: Cell) -> Row:
+    """Run one cell in this process and return its row; exceptions become error rows."""
+    row = Row(matrix=matrix, cell_id=cell.id, cell=cell, status="ok", host=socket.gethostname())
+    try:
+        try:
+            row.result = _run_model(cell.model, cell)
+            row.ran_model = cell.model
+        except ModelNotFoundError as exc:
+            if not cell.fallback:
+                raise
+            row.result = _run_model(cell.fallback, cell)
+            row.ran_model = cell.fallback
+            row.synthetic_fallback = True
+            row.reason = f"ran {cell.fallback} instead: {one_line(str(exc))}"
+    except BaseException as exc:  # everything a cell raises is its row's outcome
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        traceback.print_exc()  # the full story on the worker's stderr; the row gets one line
+        row.status = classify_exception(exc)
+        row.reason = describe_exception(exc)
+        row.result = None
+    return row
+
+
+def _run_model(model: str, cell: Cell) -> BenchResult:
+    if model.startswith(PYTHON_PREFIX):
+        return _run_python(model, cell.args)
+    backend = cell.args.get("backend")
+    if backend == "nemo":
+        raise BackendNotInstalledError(nemo_reason())
+    from transcription_benchmarks.args import BenchArgs
+    from transcription_benchmarks.bench import bench
+
+    return bench(model, BenchArgs.build(**cell.args))
+
+
+def _run_python(model: str, args: dict) -> BenchResult:
+    module_name, _, function_name = model.removeprefix(PYTHON_PREFIX).partition(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    result = function(**args)
+    if not isinstance(result, BenchResult):
+        raise TypeError(f"{model} returned {type(result).__name__}, not a BenchResult")
+    return result
+
+
+def nemo_reason() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("nemo") is None:
+        return "NeMo is not installed (nvidia/canary models need nemo_toolkit[asr])"
+    return "NeMo is installed but this harness has no NeMo backend yet"
+
+
+def classify_exception(exc: BaseException) -> Status:
+    if isinstance(exc, BackendNotInstalledError | AudioUnavailableError):
+        return "unavailable"  # cannot run on this machine at all: not a failure of the cell
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return "oom"
+    return "error"
+
+
+def describe_exception(exc: BaseException) -> str:
+    message = one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m transcription_benchmarks.matrix.worker JOB.json ROW.json")
+        return 2
+    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    row = run_cell(job["matrix"], Cell.model_validate(job["cell"]))
+    if row.status != "ok":
+        print(f"cell {row.cell_id}: {row.status}: {row.reason}", file=sys.stderr)
+    out = Path(argv[1])
+    partial = out.with_suffix(".partial")
+    partial.write_text(row.model_dump_json(), encoding="utf-8")
+    os.replace(partial, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

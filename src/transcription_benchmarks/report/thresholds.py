@@ -1,0 +1,174 @@
+"""Per-cell limits from a TOML file, checked against a matrix run's rows.
+
+    [default]                 # applies to every cell
+    min_speed = 5.0           # x real time; a cell that did not run (OOM, abort, ...) fails it
+    max_peak_vram_mb = 8000   # MiB (rows without a GPU figure are not checked)
+    max_wer = 0.10            # fraction: 0.10 = 10 %
+
+    [[cell]]                  # matched by label, or by model and/or test_file (all given must match)
+    label = "fp16, batch 24, SDPA"
+    min_speed = 40
+
+    [[cell]]
+    model = "openai/whisper-large-v3"
+    test_file = "1min.flac"
+    max_wer = 0.05
+
+For each limit, the first matching [[cell]] that sets it wins, else [default].
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path, PurePath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.matrix.rows import Row
+from transcription_benchmarks.report.table import (
+    config_label,
+    is_synthetic,
+    model_name,
+    status_text,
+)
+
+Metric = Literal["min_speed", "max_peak_vram_mb", "max_wer"]
+LIMITS: tuple[Metric, ...] = ("min_speed", "max_peak_vram_mb", "max_wer")
+
+
+class ThresholdsError(BenchError):
+    """The thresholds file is missing, not TOML, or holds unknown keys or bad values."""
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_speed: float | None = Field(None, gt=0)
+    max_peak_vram_mb: float | None = Field(None, gt=0)
+    max_wer: float | None = Field(None, ge=0)
+
+
+class CellLimits(Limits):
+    label: str | None = None
+    model: str | None = None
+    test_file: str | None = None
+
+    def matches(self, row: Row) -> bool:
+        if self.label is None and self.model is None and self.test_file is None:
+            return False
+        models = {row.cell.model, row.ran_model}
+        return (
+            (self.label is None or self.label == row.cell.label)
+            and (self.model is None or self.model in models)
+            and (
+                self.test_file is None
+                or self.test_file in (row.cell.test_file, PurePath(row.cell.test_file).name)
+            )
+        )
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: Limits = Field(default_factory=Limits)
+    cell: list[CellLimits] = Field(default_factory=list)
+
+    def limits_for(self, row: Row) -> Limits:
+        chosen = self.default.model_dump()
+        for key in LIMITS:
+            for entry in self.cell:
+                value = getattr(entry, key)
+                if value is not None and entry.matches(row):
+                    chosen[key] = value
+                    break
+        return Limits(**chosen)
+
+
+class Violation(BaseModel):
+    cell_id: str
+    model: str
+    config: str
+    test_file: str
+    metric: Metric
+    limit: float
+    actual: float | None = Field(None, description="None when the cell did not run")
+    status: str = "ok"
+
+    def describe(self) -> str:
+        where = f"{self.model} | {self.config} | {self.test_file}"
+        if self.actual is None:
+            return f"{where}: did not run ({self.status}), min_speed {self.limit:g}x"
+        if self.metric == "min_speed":
+            return f"{where}: speed {self.actual:.1f}x < min_speed {self.limit:g}x"
+        if self.metric == "max_peak_vram_mb":
+            return f"{where}: peak VRAM {self.actual:.0f} MiB > max_peak_vram_mb {self.limit:g}"
+        return f"{where}: WER {self.actual:.1%} > max_wer {self.limit:.1%}"
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ThresholdsError(
+            f"cannot read thresholds file {path}: {exc.strerror or exc}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"thresholds file {path} is not valid TOML: {exc}") from None
+    try:
+        thresholds = Thresholds.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ThresholdsError(
+            f"thresholds file {path}: {problems} (allowed: [default] and [[cell]] tables with "
+            f"{', '.join(LIMITS)}; [[cell]] matched by label, model, test_file)"
+        ) from None
+    for index, entry in enumerate(thresholds.cell):
+        if entry.label is None and entry.model is None and entry.test_file is None:
+            raise ThresholdsError(
+                f"thresholds file {path}: [[cell]] number {index + 1} names no label, model or "
+                "test_file to match"
+            )
+    return thresholds
+
+
+def check_thresholds(rows: list[Row], thresholds: Thresholds | str | Path) -> list[Violation]:
+    """Every limit a row breaks. The last row of a cell counts (a resumed run appends it again).
+
+    A cell that could not run here at all ("unavailable": its backend or a proprietary test file
+    is absent) is reported by the table, not failed; synthetic-weight rows have meaningless
+    text, so their WER is not checked."""
+    if not isinstance(thresholds, Thresholds):
+        thresholds = load_thresholds(thresholds)
+    violations: list[Violation] = []
+    for row in {row.cell_id: row for row in rows}.values():
+        limits = thresholds.limits_for(row)
+        base = {
+            "cell_id": row.cell_id,
+            "model": model_name(row),
+            "config": config_label(row),
+            "test_file": PurePath(row.cell.test_file).name,
+            "status": row.status if row.status == "ok" else status_text(row),
+        }
+        if row.status == "unavailable":
+            continue
+        result = row.result if row.status == "ok" else None
+        if result is None:
+            if limits.min_speed is not None:
+                violations.append(Violation(metric="min_speed", limit=limits.min_speed, **base))
+            continue
+        checks: list[tuple[Metric, float | None, float | None, bool]] = [
+            ("min_speed", limits.min_speed, result.speed, False),
+            ("max_peak_vram_mb", limits.max_peak_vram_mb, result.memory.peak_gpu_mb, True),
+            ("max_wer", limits.max_wer, None if is_synthetic(row) else result.wer, True),
+        ]
+        for metric, limit, actual, is_max in checks:
+            if limit is None or actual is None:
+                continue
+            if (actual > limit) if is_max else (actual < limit):
+                violations.append(Violation(metric=metric, limit=limit, actual=actual, **base))
+    return violations
