@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.result import BenchResult
 
 ROW_SCHEMA_VERSION = 1
@@ -62,3 +65,37 @@ class Row(BaseModel):
     wall_s: float | None = Field(None, description="the cell's subprocess, start to exit")
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     host: str | None = Field(None, description="where it ran (hostname or instance type)")
+
+
+class ResultsFileError(BenchError):
+    """A results JSONL file is missing or holds a line that is not a row."""
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """One Row per non-empty line. A bad *last* line (a run interrupted mid-write) is skipped
+    with a warning; a bad line anywhere else is an error."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    rows: list[Row] = []
+    for index, (number, line) in enumerate(numbered):
+        try:
+            rows.append(Row.model_validate_json(line))
+        except ValidationError as exc:
+            if index == len(numbered) - 1:
+                warnings.warn(
+                    f"{path}:{number}: skipping a truncated last line (interrupted run?)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                continue
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ResultsFileError(
+                f"{path}:{number}: not a matrix row: {first['msg']}"
+                + (f" at {where}" if where else "")
+            ) from None
+    return rows

@@ -25,8 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.markup import escape
 
-from transcription_benchmarks.errors import BenchError
-from transcription_benchmarks.matrix.rows import Cell, Row, Status
+from transcription_benchmarks.matrix.rows import Cell, Row, Status, read_rows
 from transcription_benchmarks.matrix.spec import Matrix
 from transcription_benchmarks.matrix.worker import one_line
 
@@ -147,26 +146,6 @@ def append_row(path: Path, row: Row) -> None:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
-
-
-def read_rows(path: Path) -> list[Row]:
-    """Every row of a JSONL file, in file order. A truncated last line (a crash mid-write) is
-    skipped; any other bad line raises BenchError naming the line."""
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows: list[Row] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(Row.model_validate_json(line))
-        except ValidationError as exc:
-            if number == len(lines) and not line.endswith("}"):
-                continue
-            raise BenchError(
-                f"{path}:{number}: not a matrix row: {one_line(str(exc), 300)}"
-            ) from None
-    return rows
 
 
 def _row(
