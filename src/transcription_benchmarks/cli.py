@@ -208,15 +208,14 @@ def report_command(
     ),
 ) -> None:
     """Write report.md, report.json and PNG plots from a results file; print the table."""
-    from transcription_benchmarks.report import markdown_table, read_rows, write_report
+    from transcription_benchmarks.report import write_report
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         paths = write_report(results, out)
-        rows = read_rows(results)
     for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
         errors.print(f"[yellow]warning:[/] {message}", highlight=False)
-    console.print(markdown_table(rows), highlight=False, markup=False)
+    console.print(paths[0].read_text(), highlight=False, markup=False)  # report.md
     for path in paths:
         errors.print(f"wrote {path}", highlight=False)
 
