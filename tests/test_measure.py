@@ -65,3 +65,39 @@ def test_fingerprint_names_versions():
     assert env.packages["faster-whisper"] is not None
     assert env.cpu_count and env.cpu_count >= 1
     assert env.model_dump()["cuda_runtime"] is None or isinstance(env.cuda_runtime, str)
+
+
+class FakeNvml:
+    """NVML cannot exist on this machine; this stands in for the driver's two readings."""
+
+    available = True
+
+    def __init__(self, pid_visible: bool) -> None:
+        self.pid_visible = pid_visible
+        self.ours = None  # no CUDA context yet
+        self.others = 1000 * 1024 * 1024
+
+    def process_bytes(self):
+        return self.ours if self.pid_visible else None
+
+    def device_bytes(self):
+        return self.others + (self.ours or 0)
+
+    def shutdown(self):
+        pass
+
+
+@pytest.mark.parametrize(("pid_visible", "method"), [(True, "process"), (False, "device")])
+def test_gpu_peak_counts_this_process_once_its_context_exists(pid_visible, method):
+    nvml = FakeNvml(pid_visible)
+    with MemorySampler(interval_s=0.002, nvml=nvml) as sampler:
+        time.sleep(0.01)
+        nvml.ours = 600 * 1024 * 1024  # the model loads: a context and weights appear
+        time.sleep(0.02)
+        nvml.ours = 200 * 1024 * 1024  # freed after transcription
+        time.sleep(0.01)
+    stats = sampler.stats()
+    assert stats.gpu_method == method
+    # Another process's 1000 MiB are never counted: process figures exclude them, and the
+    # device figure subtracts them as part of the baseline.
+    assert stats.peak_gpu_mb == pytest.approx(600)

@@ -32,11 +32,12 @@ class MemoryStats(BaseModel):
 
 
 class _Nvml:
-    """The NVML queries the sampler needs; None where NVML or a GPU is missing."""
+    """The NVML queries the sampler needs; unavailable where NVML or a GPU is missing."""
 
     def __init__(self) -> None:
         self.pynvml = None
         self.handles: list = []
+        self.pid = os.getpid()
         try:
             import pynvml
 
@@ -45,17 +46,18 @@ class _Nvml:
         except Exception:  # no library, no driver or no device: GPU fields stay None
             return
         if count == 0:
+            pynvml.nvmlShutdown()
             return
         self.pynvml = pynvml
         self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in _visible_indices(count)]
-        self.pid = os.getpid()
-        self.method = "process" if self._process_bytes() is not None else "device"
 
     @property
     def available(self) -> bool:
         return self.pynvml is not None
 
-    def _process_bytes(self) -> int | None:
+    def process_bytes(self) -> int | None:
+        """This process's GPU memory; None while it has no CUDA context, or where the driver
+        cannot map our pid (some containers)."""
         total, seen = 0, False
         for handle in self.handles:
             try:
@@ -68,10 +70,7 @@ class _Nvml:
                     seen = True
         return total if seen else None
 
-    def used_bytes(self) -> int:
-        if self.method == "process":
-            # Before this process creates a CUDA context it has no entry: that is 0 bytes.
-            return self._process_bytes() or 0
+    def device_bytes(self) -> int:
         return sum(self.pynvml.nvmlDeviceGetMemoryInfo(h).used for h in self.handles)
 
     def shutdown(self) -> None:
@@ -90,30 +89,37 @@ def _visible_indices(count: int) -> list[int]:
 class MemorySampler:
     """Context manager: samples GPU (NVML) and RSS memory in a thread until exit."""
 
-    def __init__(self, interval_s: float = 0.02) -> None:
+    def __init__(self, interval_s: float = 0.02, nvml: _Nvml | None = None) -> None:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._process = psutil.Process()
-        self._nvml = _Nvml()
+        self._nvml = nvml or _Nvml()
         self._thread = threading.Thread(
             target=self._sample_loop, name="memory-sampler", daemon=True
         )
         self.baseline_rss = self.peak_rss = 0
-        self.baseline_gpu: int | None = None
-        self.peak_gpu: int | None = None
+        # Both readings are kept: the process figure is preferred, but which one the driver can
+        # give is only known once the model has created a CUDA context.
+        self.baseline_process = self.baseline_device = 0
+        self.peak_process: int | None = None
+        self.peak_device = 0
 
     def __enter__(self) -> MemorySampler:
         _reset_torch_peaks()
         self.baseline_rss = self.peak_rss = self._process.memory_info().rss
         if self._nvml.available:
-            self.baseline_gpu = self.peak_gpu = self._nvml.used_bytes()
+            self.baseline_process = self._nvml.process_bytes() or 0
+            self.baseline_device = self.peak_device = self._nvml.device_bytes()
         self._thread.start()
         return self
 
     def _sample(self) -> None:
         self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
         if self._nvml.available:
-            self.peak_gpu = max(self.peak_gpu or 0, self._nvml.used_bytes())
+            process = self._nvml.process_bytes()
+            if process is not None:
+                self.peak_process = max(self.peak_process or 0, process)
+            self.peak_device = max(self.peak_device, self._nvml.device_bytes())
 
     def _sample_loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -131,12 +137,17 @@ class MemorySampler:
         self._nvml.shutdown()
 
     def stats(self) -> MemoryStats:
-        gpu = self._nvml.available
         allocated, reserved = _torch_peaks()
+        peak = baseline = method = None
+        if self._nvml.available:
+            if self.peak_process is not None:
+                method, peak, baseline = "process", self.peak_process, self.baseline_process
+            else:
+                method, peak, baseline = "device", self.peak_device, self.baseline_device
         return MemoryStats(
-            peak_gpu_mb=(self.peak_gpu - self.baseline_gpu) / MIB if gpu else None,
-            baseline_gpu_mb=self.baseline_gpu / MIB if gpu else None,
-            gpu_method=self._nvml.method if gpu else None,
+            peak_gpu_mb=(peak - baseline) / MIB if peak is not None else None,
+            baseline_gpu_mb=baseline / MIB if baseline is not None else None,
+            gpu_method=method,
             torch_max_allocated_mb=allocated,
             torch_max_reserved_mb=reserved,
             peak_rss_mb=self.peak_rss / MIB,
