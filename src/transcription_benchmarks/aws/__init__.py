@@ -1,0 +1,1 @@
+"""SageMaker through boto3 alone: deploy, predict (real-time and async), teardown, remote runs."""
