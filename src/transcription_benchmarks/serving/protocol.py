@@ -12,7 +12,9 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from transcription_benchmarks.errors import BenchError
 
@@ -79,8 +81,12 @@ def decode_params(value: str, *, max_bytes: int = MAX_DECODED_PARAMS_BYTES) -> d
         raw = decompressor.process(compressed, output_buffer_limit=max_bytes + 1)
     except brotli.error as exc:
         raise ParamsError(f"{CUSTOM_ATTRIBUTES_HEADER} is not brotli-compressed JSON") from exc
-    if len(raw) > max_bytes or not decompressor.is_finished():
+    if len(raw) > max_bytes:
         raise ParamsError(f"{CUSTOM_ATTRIBUTES_HEADER} decompresses to more than {max_bytes} bytes")
+    if not decompressor.is_finished():  # within the cap but the stream stops short
+        raise ParamsError(
+            f"{CUSTOM_ATTRIBUTES_HEADER} is not brotli-compressed JSON (truncated or other data)"
+        )
     try:
         params = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -90,3 +96,255 @@ def decode_params(value: str, *, max_bytes: int = MAX_DECODED_PARAMS_BYTES) -> d
             f"{CUSTOM_ATTRIBUTES_HEADER} must hold a JSON object, not {type(params).__name__}"
         )
     return params
+
+
+# --- Request parameters ------------------------------------------------------------------------
+# Typed after faster-whisper's own keyword arguments (WhisperModel.transcribe and
+# BatchedInferencePipeline.transcribe, faster-whisper 1.2), with the same defaults, so a client
+# without faster-whisper installed still gets names and types checked before anything is sent.
+# tests/test_serving_protocol.py holds these models to the installed signatures; the server
+# also checks every option a request sets against the faster-whisper it runs.
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _TranscribeOptions(_Options):
+    """The keyword arguments the two faster-whisper transcribe methods share (task aside: it is
+    the request's own field)."""
+
+    language: str | None = None
+    beam_size: int = Field(5, ge=1)
+    best_of: int = Field(5, ge=1)
+    patience: float = Field(1, gt=0)
+    length_penalty: float = 1
+    repetition_penalty: float = Field(1, gt=0)
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    temperature: float | list[float] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    prompt_reset_on_temperature: float = 0.5
+    initial_prompt: str | list[int] | None = None
+    prefix: str | None = None
+    suppress_blank: bool = True
+    suppress_tokens: list[int] | None = [-1]
+    without_timestamps: bool = False
+    max_initial_timestamp: float = 1.0
+    word_timestamps: bool = False
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+    multilingual: bool = False
+    vad_filter: bool = False
+    vad_parameters: dict[str, float | int] | None = None
+    max_new_tokens: int | None = Field(None, ge=1)
+    chunk_length: int | None = Field(None, ge=1)
+    hallucination_silence_threshold: float | None = None
+    hotwords: str | None = None
+    language_detection_threshold: float | None = 0.5
+    language_detection_segments: int = Field(1, ge=1)
+
+
+class SingleOptions(_TranscribeOptions):
+    """WhisperModel.transcribe: sequential 30 s windows, conditioned on the previous text."""
+
+    clip_timestamps: str | list[float] = "0"
+
+
+class ClipWindow(_Options):
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+
+
+class BatchOptions(_TranscribeOptions):
+    """BatchedInferencePipeline.transcribe: windows decoded `batch_size` at a time; VAD on and
+    timestamps off by default, as in faster-whisper."""
+
+    without_timestamps: bool = True
+    vad_filter: bool = True
+    clip_timestamps: list[ClipWindow] | None = None
+    batch_size: int = Field(8, ge=1)
+
+
+FasterWhisperTask = Literal["transcribe", "detect_language"]
+
+
+class FasterWhisperParams(_Options):
+    """What a faster-whisper endpoint takes. At most one of `single` and `batch` chooses the
+    pipeline and its options; with neither, WhisperModel.transcribe runs with its defaults (the
+    same as sending no parameters). detect_language ignores both."""
+
+    task: FasterWhisperTask = "transcribe"
+    single: SingleOptions | None = None
+    batch: BatchOptions | None = None
+
+    @model_validator(mode="after")
+    def _one_pipeline(self) -> FasterWhisperParams:
+        if self.single is not None and self.batch is not None:
+            raise ValueError(
+                "set exactly one of 'single' (WhisperModel.transcribe) and 'batch' "
+                "(BatchedInferencePipeline.transcribe), not both"
+            )
+        return self
+
+    @property
+    def options(self) -> SingleOptions | BatchOptions:
+        return self.batch or self.single or SingleOptions()
+
+
+class TransformersParams(_Options):
+    """What a transformers endpoint takes: the automatic-speech-recognition pipeline's call."""
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    chunk_length_s: float | None = Field(30.0, gt=0)
+    """Long-form audio is cut into chunks this long (None: the model's own 30 s window only)."""
+    batch_size: int = Field(1, ge=1)
+    """Chunks decoded together."""
+    return_timestamps: bool = True
+    num_beams: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)
+
+
+ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
+
+
+def parse_params(model: type[ParamsModel], params: Mapping[str, Any] | None) -> ParamsModel:
+    """Validate a params dict; a ParamsError lists every bad field by its dotted name."""
+    try:
+        return model.model_validate(dict(params or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ParamsError(f"invalid {model.__name__}: {problems}") from None
+
+
+def wire_params(params: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """What goes on the wire: only the fields the caller set, so defaults stay the server's."""
+    if isinstance(params, BaseModel):
+        return params.model_dump(mode="json", exclude_unset=True)
+    return dict(params)
+
+
+# --- Responses ---------------------------------------------------------------------------------
+
+JSON_CONTENT_TYPE = "application/json"
+AUDIO_CONTENT_TYPES = ("application/octet-stream", "audio/*")
+"""What the endpoint accepts: raw bytes of any container PyAV decodes."""
+
+
+class Word(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class Segment(BaseModel):
+    """One segment as faster-whisper yields it; transformers fills start, end and text."""
+
+    start: float
+    end: float
+    text: str
+    id: int | None = None
+    seek: int | None = None
+    tokens: list[int] = Field(default_factory=list)
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+    temperature: float | None = None
+    words: list[Word] | None = None
+
+
+class TranscriptionInfo(BaseModel):
+    """What the server knows about the transcription as a whole."""
+
+    backend: Literal["faster-whisper", "transformers"]
+    language: str | None
+    language_probability: float | None = None
+    duration: float
+    """Seconds of audio decoded from the request body."""
+    duration_after_vad: float | None = None
+    pipeline: str
+    """WhisperModel, BatchedInferencePipeline or the transformers pipeline."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The effective options, defaults filled in."""
+    processing_s: float
+    """Server-side seconds from decoded audio to the last segment."""
+
+
+class Prediction(BaseModel):
+    segments: list[Segment]
+    info: TranscriptionInfo
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class LanguageProbability(BaseModel):
+    language: str
+    probability: float
+
+
+class LanguageDetection(BaseModel):
+    """task=detect_language: the most likely language and every language's probability."""
+
+    language: str
+    language_probability: float
+    all_language_probs: list[LanguageProbability]
+    duration: float
+
+
+class ErrorBody(BaseModel):
+    """What the endpoint answers to a request it refuses: HTTP status and a message."""
+
+    status: int
+    error: str
+    """The problem, e.g. "ParamsError", "AudioError", "UnsupportedContentType"."""
+    message: str
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EndpointError(
+            200, f"the endpoint answered with a body that is not JSON: {exc}"
+        ) from None
+
+
+def parse_prediction(body: bytes) -> tuple[list[Segment], TranscriptionInfo]:
+    """A successful transcription response -> (segments, info)."""
+    try:
+        prediction = Prediction.model_validate(_load_json(body))
+    except ValidationError as exc:
+        raise EndpointError(200, f"the endpoint's answer is not a transcription: {exc}") from None
+    return prediction.segments, prediction.info
+
+
+def parse_language_detection(body: bytes) -> LanguageDetection:
+    """A successful task=detect_language response."""
+    try:
+        return LanguageDetection.model_validate(_load_json(body))
+    except ValidationError as exc:
+        raise EndpointError(
+            200, f"the endpoint's answer is not a language detection: {exc}"
+        ) from None
+
+
+def error_message(body: bytes) -> str:
+    """The message of an error response: our ErrorBody, MMS's own {"code", "type", "message"},
+    or the raw text when neither."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return body.decode("utf-8", "replace").strip() or "(empty body)"
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"]
+    return json.dumps(data)

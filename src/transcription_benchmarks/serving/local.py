@@ -1,0 +1,309 @@
+"""The local endpoint: the real Multi Model Server and the real toolkit handler service, loading
+our inference code and a model directory, on 127.0.0.1:8080. No Docker.
+
+The toolkit 2.6.0 does not import with transformers 5, so the server runs in its own env, pinned
+like the container (artifact/container.txt plus each backend's requirements.txt, CPU torch). The
+env is the current interpreter when it already has the toolkit (the nox `endpoint` session),
+else $TRANSCRIPTION_BENCHMARKS_ENDPOINT_PYTHON, else one built once under
+~/.cache/transcription-benchmarks/endpoint-env-<hash of the pins>.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from transcription_benchmarks.args import BackendName
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
+from transcription_benchmarks.serving.config import ServingConfig
+from transcription_benchmarks.serving.package import (
+    MODEL_FORMATS,
+    PROJECT_ROOT,
+    container_requirements,
+    stage,
+    template_dir,
+)
+from transcription_benchmarks.serving.protocol import (
+    MAX_REALTIME_BODY_BYTES,
+    ErrorBody,
+    Segment,
+    TranscriptionInfo,
+    error_message,
+)
+
+ENDPOINT_PYTHON_ENV = "TRANSCRIPTION_BENCHMARKS_ENDPOINT_PYTHON"
+ENDPOINT_URL_ENV = "TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL"
+TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+START_TIMEOUT_S = 180.0
+MMS_LIMITS = {
+    # SageMaker's real-time limits, so the local server refuses what SageMaker would.
+    "MMS_MAX_REQUEST_SIZE": str(MAX_REALTIME_BODY_BYTES),
+    "MMS_MAX_RESPONSE_SIZE": str(MAX_REALTIME_BODY_BYTES),
+    "MMS_DEFAULT_RESPONSE_TIMEOUT": "1",  # minutes: SageMaker ends a call after 60 s
+}
+
+
+class LocalEndpointError(BenchError):
+    """The local endpoint cannot be built, started or reached."""
+
+
+def endpoint_requirements() -> list[str]:
+    """Everything the endpoint env installs besides this package."""
+    container = (template_dir("faster-whisper").parent / "container.txt").read_text()
+    pins = [
+        line.strip()
+        for line in container.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for backend in MODEL_FORMATS:
+        pins += [p for p in container_requirements(backend) if p not in pins]
+    return [*shlex.split(TORCH_SPEC), *pins]
+
+
+def _has_toolkit() -> bool:
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("mms", "sagemaker_huggingface_inference_toolkit", "sagemaker_inference")
+    )
+
+
+def endpoint_python(*, build: bool = True) -> Path:
+    """The Python that runs the server; builds the cached env on first use (about a minute
+    from local wheels)."""
+    if configured := os.environ.get(ENDPOINT_PYTHON_ENV):
+        return Path(configured)
+    if _has_toolkit():
+        return Path(sys.executable)
+    requirements = endpoint_requirements()
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    env_dir = Path.home() / ".cache" / "transcription-benchmarks" / f"endpoint-env-{key}"
+    python = env_dir / "bin" / "python"
+    if (env_dir / ".complete").is_file():
+        return python
+    if not build:
+        raise LocalEndpointError(f"the endpoint env {env_dir} is not built yet")
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+        raise LocalEndpointError(
+            f"no project source at {PROJECT_ROOT} to install into the endpoint env; set "
+            f"{ENDPOINT_PYTHON_ENV} to a Python that has this package, multi-model-server and "
+            "sagemaker-huggingface-inference-toolkit"
+        )
+    shutil.rmtree(env_dir, ignore_errors=True)
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "venv", str(env_dir)], "create the endpoint env")
+    # pip, not uv: pip's configuration may point at a CPU torch on local disk (see noxfile.py).
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            *requirements,
+            "-e",
+            f"{PROJECT_ROOT}[serving,packaged]",
+        ],
+        "install the endpoint env",
+    )
+    (env_dir / ".complete").write_text("\n".join(requirements) + "\n")
+    return python
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise LocalEndpointError(f"cannot {what}: {shlex.join(command)}\n{done.stderr[-3000:]}")
+
+
+def _check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").is_file()) and not shutil.which("java"):
+        raise LocalEndpointError(
+            "Multi Model Server needs Java (11 or newer) and none is on PATH or in JAVA_HOME: "
+            "apt-get install openjdk-17-jre-headless"
+        )
+
+
+@dataclass
+class LocalServer:
+    """A running Multi Model Server started by `start_local_endpoint`; stop() ends it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    run_dir: Path
+    model_dir: Path
+    _cleanup: list[Path] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir / "server.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log.is_file():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """End the server: the launcher, MMS's Java frontend and its Python workers, all in
+        the process group it started; SIGTERM first, SIGKILL for what outlives timeout_s."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            processes = []
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+        if alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=5)
+        self.process.wait()
+        for path in self._cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def model_loaded(url: str) -> bool:
+    """MMS's /ping says Healthy even before the model is registered: also ask its management
+    API (same port, as in the container) whether the model is there."""
+    import httpx
+
+    try:
+        models = httpx.get(f"{url}/models", timeout=5.0).json().get("models", [])
+    except (httpx.HTTPError, ValueError):
+        return False
+    return any(m.get("modelName") == "model" for m in models)
+
+
+def _handler_problem(endpoint: LocalEndpoint) -> str | None:
+    """None when our handler answers. /ping stays Healthy when model_fn fails (the toolkit
+    retries it on every request and answers 400), so send an empty body, which only our
+    input_fn refuses with an EmptyBody error (after model_fn succeeded)."""
+    response = endpoint.invoke(b"")
+    try:
+        if ErrorBody.model_validate_json(response.body).error == "EmptyBody":
+            return None
+    except ValueError:
+        pass
+    return f"an empty request got {response.status}: {error_message(response.body)}"
+
+
+def start_local_endpoint(
+    model: str | Path = "Systran/faster-whisper-tiny.en",
+    *,
+    backend: BackendName | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    config: ServingConfig | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> LocalServer:
+    """Serve `model` locally and wait until /ping says Healthy with the model loaded.
+
+    `model` is an unpacked artifact (a directory with code/inference.py: served as it is) or
+    anything models.resolve takes (staged with the backend's inference code, files linked)."""
+    _check_java()
+    python = endpoint_python()
+    url = f"http://{host}:{port}"
+    with LocalEndpoint(url) as probe:
+        if probe.ping() is not None:
+            raise LocalEndpointError(f"something already answers on {url}; stop it first")
+    run_dir = Path(tempfile.mkdtemp(prefix="tb-endpoint-"))
+    cleanup = [run_dir]
+    model_dir = Path(model)
+    if not (model_dir / "code" / "inference.py").is_file():
+        config = config or ServingConfig()
+        if backend is not None:
+            config = config.model_copy(update={"backend": backend})
+        model_dir = stage(str(model), run_dir / "model", config=config, link=True)
+    env = {
+        **os.environ,
+        **MMS_LIMITS,
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+    }
+    env.pop("PYTHONPATH", None)
+    log = (run_dir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(python),
+            "-m",
+            "transcription_benchmarks.serving.model_server",
+            str(model_dir),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--run-dir",
+            str(run_dir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: stop() ends MMS and its workers
+    )
+    log.close()
+    server = LocalServer(url, process, run_dir, model_dir, cleanup)
+    deadline = time.monotonic() + timeout_s
+    with LocalEndpoint(url) as probe:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = server.log_tail()
+                server.stop()
+                raise LocalEndpointError(f"the model server exited ({process.returncode}):\n{tail}")
+            if probe.healthy() and model_loaded(url):
+                if (problem := _handler_problem(probe)) is None:
+                    return server
+                tail = server.log_tail()
+                server.stop()
+                raise LocalEndpointError(f"the handler does not serve: {problem}\n{tail}")
+            time.sleep(0.5)
+    tail = server.log_tail()
+    server.stop()
+    raise LocalEndpointError(f"the model server was not Healthy after {timeout_s:.0f} s:\n{tail}")
+
+
+def local_url() -> str:
+    return os.environ.get(ENDPOINT_URL_ENV, DEFAULT_LOCAL_URL)
+
+
+def predict_local(
+    test_file: str | Path,
+    params: Mapping[str, Any] | BaseModel | None = None,
+    *,
+    url: str | None = None,
+) -> tuple[list[Segment], TranscriptionInfo]:
+    """Transcribe a file (a path or a test-audio name) on the running local endpoint."""
+    url = url or local_url()
+    with LocalEndpoint(url) as endpoint:
+        if endpoint.ping() is None:
+            raise LocalEndpointError(
+                f"no endpoint answers on {url}: start one with `tbench serve-local`"
+            )
+        return predict(endpoint, test_file, params)

@@ -1,0 +1,66 @@
+"""The local launcher itself (LOCAL=1 only, like the rest of this directory): where it binds,
+that stop() ends every process it started, and that a handler whose model_fn fails is reported
+instead of being called ready (MMS's /ping stays Healthy in that case)."""
+
+from __future__ import annotations
+
+import socket
+
+import psutil
+import pytest
+
+from transcription_benchmarks.serving.client import LocalEndpoint
+from transcription_benchmarks.serving.config import ServingConfig
+from transcription_benchmarks.serving.local import LocalEndpointError, start_local_endpoint
+
+
+@pytest.fixture
+def port(endpoint_target: str) -> int:
+    if endpoint_target != "local":
+        pytest.skip("tests of the local launcher")
+    for candidate in range(8081, 8100):  # MMS refuses some high ports ("Invalid port number")
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    pytest.skip("no free port in 8081-8099")
+
+
+def test_serves_on_loopback_and_stops_every_process(port, jfk):
+    with start_local_endpoint("tiny.en", port=port) as server:
+        properties = (server.run_dir / "mms.properties").read_text()
+        assert f"inference_address=http://127.0.0.1:{port}" in properties
+        group = [
+            p for p in psutil.process_iter(["pid"]) if _pgid(p.info["pid"]) == server.process.pid
+        ]
+        assert any("java" in " ".join(p.cmdline()) for p in group)  # MMS's frontend
+        with LocalEndpoint(server.url) as client:
+            assert client.healthy()
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in group)
+    with LocalEndpoint(server.url) as client:
+        assert client.ping() is None
+
+
+def test_a_failing_model_fn_is_reported_with_the_log(port):
+    if _cuda_available():
+        pytest.skip("device=cuda loads here; the failure needs a machine without CUDA")
+    with pytest.raises(LocalEndpointError, match="handler does not serve") as raised:
+        start_local_endpoint("tiny.en", port=port, config=ServingConfig(device="cuda"))
+    assert "CUDA" in str(raised.value)
+
+
+def _pgid(pid: int) -> int | None:
+    import os
+
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _cuda_available() -> bool:
+    import ctranslate2
+
+    return ctranslate2.get_cuda_device_count() > 0

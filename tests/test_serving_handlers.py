@@ -1,0 +1,210 @@
+"""The inference handlers called in-process, as the toolkit calls them, on the real tiny.en and
+jfk.flac. The context is a stand-in for MMS's (request headers in, response status out)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from transcription_benchmarks.serving.handlers import faster_whisper as fw
+from transcription_benchmarks.serving.handlers import transformers as hf
+from transcription_benchmarks.serving.handlers.toolkit import request_header
+from transcription_benchmarks.serving.protocol import (
+    ErrorBody,
+    encode_params,
+    parse_language_detection,
+    parse_prediction,
+)
+
+JFK_TEXT = "ask not what your country can do for you"  # as tests/conftest.py has it
+
+
+class _Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self.headers
+
+
+class MmsContext:
+    """What the handlers use of mms.context.Context: the request's headers, set_response_status."""
+
+    def __init__(self, headers: dict[str, str] | None = None) -> None:
+        self.request_processor = [_Request(headers or {})]
+        self.status: tuple[int, str] | None = None
+
+    def set_response_status(self, code: int, phrase: str = "") -> None:
+        self.status = (code, phrase)
+
+
+def _with_params(params: dict[str, Any]) -> MmsContext:
+    # Lower case, as some proxies forward it: the handler looks the header up case-insensitively.
+    return MmsContext({"x-amzn-sagemaker-custom-attributes": encode_params(params)})
+
+
+def _call(module, service, body, content_type="application/octet-stream", context=None):
+    context = context or MmsContext()
+    data = module.input_fn(body, content_type, context)
+    prediction = module.predict_fn(data, service, context)
+    return module.output_fn(prediction, "application/json", context), context
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="module")
+def faster_whisper_service():
+    from transcription_benchmarks.models import resolve
+
+    return fw.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
+
+
+@pytest.fixture(scope="module")
+def jfk_bytes(jfk: Path) -> bytes:
+    return jfk.read_bytes()
+
+
+def test_request_header_is_case_insensitive():
+    context = MmsContext({"X-AMZN-SageMaker-Custom-Attributes": "abc", "Other": "x"})
+    assert request_header(context, "x-amzn-sagemaker-custom-attributes") == "abc"
+    assert request_header(context, "missing") is None
+    assert request_header(None, "anything") is None
+
+
+def test_faster_whisper_transcribes_with_defaults(faster_whisper_service, jfk_bytes):
+    body, context = _call(fw, faster_whisper_service, jfk_bytes)
+    assert context.status is None  # 200: nothing set
+    segments, info = parse_prediction(body)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert info.pipeline == "WhisperModel"
+    assert info.options["beam_size"] == 5
+    assert info.duration == pytest.approx(11.0, abs=0.1)
+    assert segments[0].tokens and segments[0].no_speech_prob is not None
+
+
+def test_faster_whisper_batch_params_from_the_header(faster_whisper_service, jfk_bytes):
+    params = {"batch": {"batch_size": 2, "vad_filter": False, "word_timestamps": True}}
+    body, _ = _call(fw, faster_whisper_service, jfk_bytes, context=_with_params(params))
+    segments, info = parse_prediction(body)
+    assert info.pipeline == "BatchedInferencePipeline"
+    assert info.options["batch_size"] == 2
+    assert info.options["vad_filter"] is False
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert segments[0].words and segments[0].words[0].start >= 0.0
+
+
+def test_faster_whisper_detects_language(faster_whisper_service, jfk_bytes):
+    body, _ = _call(
+        fw, faster_whisper_service, jfk_bytes, context=_with_params({"task": "detect_language"})
+    )
+    detected = parse_language_detection(body)
+    assert detected.language == "en"
+    assert detected.language_probability == 1.0  # English-only: as faster-whisper reports it
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "params", "status", "error"),
+    [
+        (b"", "application/octet-stream", None, 400, "EmptyBody"),
+        (None, "application/octet-stream", None, 400, "EmptyBody"),
+        (b"fLaC" + b"\x00" * 500, "application/octet-stream", None, 400, "AudioError"),
+        ("jfk", "application/json", None, 415, "UnsupportedContentType"),
+        (b"jfk", None, None, 415, "UnsupportedContentType"),
+        ("JFK", "audio/flac", {"single": {"beam_sise": 1}}, 400, "ParamsError"),
+        ("JFK", "audio/flac", {"single": {"language": "xx"}}, 400, "InvalidOption"),
+    ],
+    ids=["empty", "none", "corrupt", "json", "no-type", "unknown-option", "bad-language"],
+)
+def test_faster_whisper_refuses_bad_requests(
+    faster_whisper_service, jfk_bytes, body, content_type, params, status, error
+):
+    body = jfk_bytes if body == "JFK" else body
+    context = _with_params(params) if params else MmsContext()
+    answer, context = _call(fw, faster_whisper_service, body, content_type, context)
+    refusal = ErrorBody.model_validate_json(answer)
+    assert (refusal.status, refusal.error) == (status, error)
+    assert context.status[0] == status
+    assert refusal.message
+
+
+def test_faster_whisper_refuses_options_the_installed_version_lacks():
+    from transcription_benchmarks.serving.handlers.toolkit import RequestRefusedError
+
+    with pytest.raises(RequestRefusedError, match="not_in_faster_whisper"):
+        fw._check_installed_options({"not_in_faster_whisper": 1, "beam_size": 1}, batched=False)
+    fw._check_installed_options({"beam_size": 1, "batch_size": 4}, batched=True)
+
+
+@pytest.fixture(scope="module")
+def transformers_service():
+    from transcription_benchmarks.models import resolve
+
+    return hf.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "transformers").path))
+
+
+def test_transformers_pipeline_with_chunking_and_batch(transformers_service, jfk_bytes):
+    params = {"chunk_length_s": 10, "batch_size": 2, "language": "en", "num_beams": 1}
+    body, context = _call(hf, transformers_service, jfk_bytes, context=_with_params(params))
+    assert context.status is None
+    segments, info = parse_prediction(body)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert info.backend == "transformers"
+    assert info.options["chunk_length_s"] == 10
+    assert info.options["batch_size"] == 2
+    assert info.language == "en"
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [({"language": "fr"}, "English-only"), ({"task": "translate"}, "translate")],
+)
+def test_transformers_english_only_refuses_other_languages(
+    transformers_service, jfk_bytes, params, named
+):
+    body, context = _call(hf, transformers_service, jfk_bytes, context=_with_params(params))
+    refusal = ErrorBody.model_validate_json(body)
+    assert context.status[0] == refusal.status == 400
+    assert named in refusal.message
+
+
+@pytest.fixture(scope="module")
+def jfk_over_6mb(jfk: Path) -> bytes:
+    """jfk.flac as 96 kHz stereo 32-bit WAV: the same 11 s of speech in 8.4 MB of body."""
+    import io
+    import wave
+
+    import numpy as np
+
+    from transcription_benchmarks.audio.decode import decode_audio
+
+    samples = np.repeat(decode_audio(jfk), 6)  # 16 kHz -> 96 kHz by sample repetition
+    pcm = (np.clip(samples, -1, 1) * (2**31 - 1)).astype("<i4")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(4)
+        out.setframerate(96_000)
+        out.writeframes(np.repeat(pcm, 2).tobytes())
+    return buffer.getvalue()
+
+
+def test_body_cap_follows_the_servers_request_limit(
+    faster_whisper_service, jfk_over_6mb, monkeypatch
+):
+    """Real-time traffic is capped at 6 MB by SageMaker; an async endpoint raises
+    MMS_MAX_REQUEST_SIZE and the handler must then accept the larger body."""
+    assert len(jfk_over_6mb) > 6 * 1024 * 1024
+    monkeypatch.delenv("MMS_MAX_REQUEST_SIZE", raising=False)
+    answer, context = _call(fw, faster_whisper_service, jfk_over_6mb, "audio/wav")
+    assert ErrorBody.model_validate_json(answer).error == "BodyTooLarge"
+    assert context.status[0] == 413
+
+    monkeypatch.setenv("MMS_MAX_REQUEST_SIZE", str(64 * 1024 * 1024))
+    answer, context = _call(fw, faster_whisper_service, jfk_over_6mb, "audio/wav")
+    segments, _info = parse_prediction(answer)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))

@@ -1,0 +1,148 @@
+"""Packaging: the artifact's layout, what code/ holds, and the local launcher's refusals.
+(That the local endpoint serves from the unpacked artifact is tests/endpoint, LOCAL=1.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from transcription_benchmarks.errors import ModelNotFoundError
+from transcription_benchmarks.serving.config import ServingConfig
+from transcription_benchmarks.serving.local import (
+    LocalEndpointError,
+    endpoint_requirements,
+    predict_local,
+)
+from transcription_benchmarks.serving.package import (
+    container_requirements,
+    package,
+    stage,
+)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    config = ServingConfig(compute_type="int8", device="cpu")
+    return package("Systran/faster-whisper-tiny.en", out, "faster-whisper", config=config)
+
+
+def test_artifact_has_model_files_at_the_root_and_code(artifact):
+    assert artifact.name == "model_artifact.tar.gz"
+    with tarfile.open(artifact) as tar:
+        names = set(tar.getnames())
+    assert {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"} <= names
+    assert {"code/inference.py", "code/requirements.txt", "code/serving.json"} <= names
+    wheels = [n for n in names if n.startswith("code/") and n.endswith(".whl")]
+    assert len(wheels) == 1
+    assert all(not n.startswith(("/", "..")) for n in names)
+
+
+def test_code_installs_and_configures_the_handler(artifact, tmp_path):
+    with tarfile.open(artifact) as tar:
+        tar.extractall(tmp_path, filter="data")
+    code = tmp_path / "code"
+    wheel = next(code.glob("transcription_benchmarks-*.whl"))
+    requirements = (code / "requirements.txt").read_text().splitlines()
+    assert (
+        f"transcription-benchmarks[faster-whisper,serving] @ file:///opt/ml/model/code/{wheel.name}"
+        in requirements
+    )
+    assert "faster-whisper==1.2.1" in requirements
+    config = ServingConfig.model_validate(json.loads((code / "serving.json").read_text()))
+    assert (config.backend, config.compute_type, config.device) == ("faster-whisper", "int8", "cpu")
+    assert (
+        "transcription_benchmarks.serving.handlers.faster_whisper"
+        in (code / "inference.py").read_text()
+    )
+    with zipfile.ZipFile(wheel) as whl:
+        packed = set(whl.namelist())
+    assert "transcription_benchmarks/serving/handlers/faster_whisper.py" in packed
+    assert "transcription_benchmarks/serving/artifact/faster_whisper/requirements.txt" in packed
+
+
+def test_inference_py_hands_over_to_the_package(tmp_path):
+    staged = stage("Systran/faster-whisper-tiny.en", tmp_path / "m", link=True)
+    namespace: dict = {}
+    exec(compile((staged / "code" / "inference.py").read_text(), "inference.py", "exec"), namespace)
+    from transcription_benchmarks.serving.handlers import faster_whisper
+
+    for name in ("model_fn", "input_fn", "predict_fn", "output_fn"):
+        assert namespace[name] is getattr(faster_whisper, name)
+    assert (staged / "model.bin").is_symlink()
+    assert not (staged / "code" / "requirements.txt").exists()  # no wheel: nothing to install
+
+
+def test_transformers_artifact_stages_the_hf_copy(tmp_path):
+    # Our CTranslate2 -> HF copy is written by transformers 5, which the container's 4.51
+    # cannot load: staging says so.
+    with pytest.warns(UserWarning, match="transformers 4.51 cannot load it"):
+        staged = stage(
+            "Systran/faster-whisper-tiny.en",
+            tmp_path / "m",
+            config=ServingConfig(backend="transformers"),
+            link=True,
+        )
+    assert (staged / "config.json").is_file()
+    assert list(staged.glob("*.safetensors"))
+    assert "handlers.transformers" in (staged / "code" / "inference.py").read_text()
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFoundError):
+        package(str(tmp_path / "no-such-model"), tmp_path / "dist")
+    assert not (tmp_path / "dist" / "model_artifact.tar.gz").exists()
+
+
+def test_endpoint_env_is_pinned_like_the_container():
+    pins = endpoint_requirements()
+    assert "sagemaker-huggingface-inference-toolkit==2.6.0" in pins
+    assert "multi-model-server==1.1.11" in pins
+    assert any(p.startswith("transformers==4.") for p in pins)
+    assert all("{wheel}" not in p for p in pins)
+    assert container_requirements("transformers") == ["transformers==4.51.3"]
+
+
+def test_predict_local_without_a_server_says_how_to_start_one(jfk):
+    with pytest.raises(LocalEndpointError, match="tbench serve-local"):
+        predict_local(jfk, url="http://127.0.0.1:9")
+
+
+def _tbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "transcription_benchmarks", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_package_prints_the_artifact(tmp_path):
+    done = _tbench("package", "tiny.en", "--out", str(tmp_path), "--compute-type", "int8")
+    assert done.returncode == 0, done.stderr
+    artifact = Path(done.stdout.strip())
+    assert artifact == tmp_path / "model_artifact.tar.gz"
+    with tarfile.open(artifact) as tar:
+        assert "code/serving.json" in tar.getnames()
+        config = json.load(tar.extractfile("code/serving.json"))
+    assert (config["backend"], config["compute_type"]) == ("faster-whisper", "int8")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "http://127.0.0.1:9"], "tbench serve-local"),
+        (["--param", "single.beam_size"], "--param expects KEY=VALUE"),
+        (["--params", "[1]"], "--params must be a JSON object"),
+    ],
+)
+def test_cli_predict_local_errors_exit_2(jfk, args, message):
+    done = _tbench("predict-local", str(jfk), *args)
+    assert done.returncode == 2
+    assert message in done.stderr
