@@ -3,8 +3,13 @@ it through AWS_ENDPOINT_URL, the same way the code under test would find any end
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +58,42 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     urllib.request.urlopen(
         urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     ).close()
+
+
+@dataclass(frozen=True)
+class HandlerAnswers:
+    """What the real faster-whisper handler answers (tiny.en): moto cannot run the container,
+    so tests queue these bodies as the endpoint's results."""
+
+    transcription: bytes
+    not_audio: bytes
+    wrong_content_type: bytes
+
+
+@pytest.fixture(scope="session")
+def answers(jfk: Path) -> HandlerAnswers:
+    from transcription_benchmarks.models.resolve import resolve
+    from transcription_benchmarks.serving.handlers import faster_whisper as handler
+
+    model = handler.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
+
+    def answer(body: bytes, content_type: str) -> bytes:
+        request = handler.input_fn(body, content_type)
+        return handler.output_fn(handler.predict_fn(request, model), "application/json")
+
+    return HandlerAnswers(
+        transcription=answer(jfk.read_bytes(), "audio/flac"),
+        not_audio=answer(b"this is not audio" * 10, "application/octet-stream"),
+        wrong_content_type=answer(b"{}", "application/json"),
+    )
+
+
+def queue_results(moto: str, kind: str, results: list[dict[str, Any]]) -> None:
+    """Queue what moto's sagemaker-runtime answers next, over HTTP like any client would."""
+    request = urllib.request.Request(
+        f"{moto}/moto-api/static/sagemaker/{kind}",
+        data=json.dumps({"region": REGION, "results": results}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request).close()

@@ -5,6 +5,7 @@ moto server with one environment variable (AWS_ENDPOINT_URL, which boto3 itself 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ def client(service: str, region: str | None = None) -> Any:
         raise AwsError(
             "AWS commands need boto3: pip install 'transcription-benchmarks[aws]'"
         ) from exc
+    # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION is what the AWS SDKs and
+    # SageMaker's own containers set, so honour it too.
+    region = region or os.environ.get("AWS_REGION") or None
     session = boto3.session.Session(region_name=region)
     if session.region_name is None:
         raise AwsError("no AWS region: pass region= or set AWS_REGION")
@@ -92,3 +96,20 @@ def download(s3: Any, uri: S3Uri, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     s3.download_file(uri.bucket, uri.key, str(path))
     return path
+
+
+def aws_call(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one AWS call; a botocore/boto3 failure becomes an AwsError naming the step, the AWS
+    error code and AWS's message (AccessDenied, ValidationException, ...)."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return call(*args, **kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsError(
+            f"could not {what}: {error.get('Code', 'error')}: {error.get('Message', exc)}"
+        ) from exc
+    except (BotoCoreError, Boto3Error) as exc:
+        raise AwsError(f"could not {what}: {exc}") from exc
