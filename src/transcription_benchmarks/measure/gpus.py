@@ -29,6 +29,38 @@ def nvidia_gpu_count() -> int:
         return 0
 
 
+def visible_gpus(
+    env: MutableMapping[str, str] | None = None, gpu_count: int | None = None
+) -> list[str]:
+    """The devices workers may use: those listed in CUDA_VISIBLE_DEVICES, else 0..count-1."""
+    env = os.environ if env is None else env
+    listed = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if listed:
+        return listed
+    count = nvidia_gpu_count() if gpu_count is None else gpu_count
+    return [str(i) for i in range(count)]
+
+
+def selects_gpu_tests(markexpr: str | None) -> bool:
+    """Whether a pytest -m expression runs gpu-marked tests ('gpu', 'gpu and not slow'; not
+    'not gpu'). A word test, not pytest's expression parser, which is private API."""
+    markexpr = markexpr or ""
+    return bool(re.search(r"\bgpu\b", markexpr)) and not re.search(r"\bnot\s+gpu\b", markexpr)
+
+
+def check_worker_count(
+    workers: int, env: MutableMapping[str, str] | None = None, gpu_count: int | None = None
+) -> None:
+    """Before any worker starts: a GPU run with more xdist workers than GPUs is an error."""
+    listed = visible_gpus(env, gpu_count)
+    if listed and workers > len(listed):
+        raise GpuPinningError(
+            f"{workers} pytest-xdist workers but {len(listed)} GPU(s) visible "
+            f"({','.join(listed)}): each GPU test needs a GPU of its own; run with "
+            f"-n {len(listed)} (or -n auto, which is one worker per GPU on a gpu run)"
+        )
+
+
 def pin_worker_gpu(
     worker_id: str | None,
     env: MutableMapping[str, str] | None = None,
@@ -44,10 +76,7 @@ def pin_worker_gpu(
     if match is None:
         return None
     index = int(match.group(1))
-    listed = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    if not listed:
-        count = nvidia_gpu_count() if gpu_count is None else gpu_count
-        listed = [str(i) for i in range(count)]
+    listed = visible_gpus(env, gpu_count)
     if index >= len(listed):
         raise GpuPinningError(
             f"pytest-xdist worker {worker_id} has no GPU of its own: {len(listed)} GPU(s) "
