@@ -83,7 +83,7 @@ def test_deploy_creates_model_config_and_endpoint_then_teardown_removes_them(
     assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert int(env["MMS_MAX_REQUEST_SIZE"]) > 6 * 1024 * 1024
     assert int(env["MMS_MAX_RESPONSE_SIZE"]) > 0
-    assert int(env["MMS_DEFAULT_RESPONSE_TIMEOUT"]) > 0
+    assert env["MMS_DEFAULT_RESPONSE_TIMEOUT"] == "60"  # minutes: an hour for async requests
 
     config = sagemaker.describe_endpoint_config(EndpointConfigName=name)
     (variant,) = config["ProductionVariants"]

@@ -42,8 +42,9 @@ MAX_REQUEST_BYTES = 1_000_000_000
 """MMS's request cap (MMS_MAX_REQUEST_SIZE); its 6.5 MB default would reject async audio."""
 MAX_RESPONSE_BYTES = 100_000_000
 """MMS's response cap (MMS_MAX_RESPONSE_SIZE): a long transcript with word timestamps is big."""
-RESPONSE_TIMEOUT_S = 3600
-"""MMS_DEFAULT_RESPONSE_TIMEOUT, in seconds: async requests may run up to an hour."""
+RESPONSE_TIMEOUT_MIN = 60
+"""MMS_DEFAULT_RESPONSE_TIMEOUT, in minutes (MMS's WorkerThread polls in minutes, whatever its
+docs say; awslabs/multi-model-server#1019): async requests may run up to an hour."""
 CONTAINER_STARTUP_TIMEOUT_S = 1200
 """The handler pip-installs this package at start-up; SageMaker's default health-check wait can
 run out first on a cold GPU host."""
@@ -230,7 +231,7 @@ def deploy_endpoint(
         "SAGEMAKER_REGION": region,
         "MMS_MAX_REQUEST_SIZE": str(MAX_REQUEST_BYTES),
         "MMS_MAX_RESPONSE_SIZE": str(MAX_RESPONSE_BYTES),
-        "MMS_DEFAULT_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT_S),
+        "MMS_DEFAULT_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT_MIN),
     }
     if source is not None:
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = "/opt/ml/model/code"
