@@ -1,0 +1,182 @@
+"""The compat matrix (matrix.toml): cells, scenarios and the outcome each cell x scenario expects.
+
+Data rather than code so that a new torch or ctranslate2 release is a TOML entry whose
+expectation is reviewed like any other claim. `python -m transcription_benchmarks.compat.matrix`
+answers the noxfile's questions (which cells an argument list selects, what a cell installs)
+without nox importing this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MATRIX_FILE = Path(__file__).with_name("matrix.toml")
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+
+
+class TorchBuild(BaseModel):
+    """What PyPI's wheel of one torch version carries; checked against the probe every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cuda: str
+    cudnn: str
+    variant: str
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    description: str
+    ld_library_path: tuple[str, ...]
+
+    def library_path(self, site: str, old_nvjitlink: str) -> list[str]:
+        return [p.format(site=site, old_nvjitlink=old_nvjitlink) for p in self.ld_library_path]
+
+
+class Cell(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    torch: str
+    ctranslate2: str
+    expect: dict[str, tuple[str, ...]]
+
+    @property
+    def id(self) -> str:
+        return f"torch{self.torch}-ct2-{self.ctranslate2}"
+
+
+class Matrix(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    old_nvjitlink: str
+    torch: dict[str, TorchBuild]
+    scenarios: tuple[Scenario, ...] = Field(alias="scenario")
+    cells: tuple[Cell, ...] = Field(alias="cell")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Matrix:
+        """Every cell expects something of every scenario, and its torch is described."""
+        scenario_ids = {s.id for s in self.scenarios}
+        for cell in self.cells:
+            if set(cell.expect) != scenario_ids:
+                raise ValueError(
+                    f"{cell.id}: expectations for {sorted(cell.expect)}, scenarios are "
+                    f"{sorted(scenario_ids)}"
+                )
+            if cell.torch not in self.torch:
+                raise ValueError(f"{cell.id}: torch {cell.torch} has no [torch.{cell.torch!r}]")
+        ids = [c.id for c in self.cells]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate cells: {ids}")
+        return self
+
+    def cell(self, cell_id: str) -> Cell:
+        for cell in self.cells:
+            if cell.id == cell_id:
+                return cell
+        raise KeyError(f"no compat cell {cell_id!r}; cells: {', '.join(c.id for c in self.cells)}")
+
+
+def load_matrix(path: Path = MATRIX_FILE) -> Matrix:
+    with path.open("rb") as f:
+        return Matrix.model_validate(tomllib.load(f))
+
+
+@cache
+def default_matrix() -> Matrix:
+    return load_matrix()
+
+
+class Selection(BaseModel):
+    """Which cells and scenarios to run, and from which index torch comes."""
+
+    cells: tuple[Cell, ...]
+    scenarios: tuple[Scenario, ...]
+    index: str = "pypi"
+
+
+def select(matrix: Matrix, args: list[str]) -> Selection:
+    """Cells named by `args`: cell ids, or torch=V / ct2=V / ctranslate2=V filters (repeatable,
+    OR within a key, AND across keys); scenario=ID limits scenarios; index=pytorch takes torch
+    from the PyTorch wheel index (+cuXXX builds). No cell argument selects every cell."""
+    filters: dict[str, set[str]] = {}
+    named: list[str] = []
+    index = "pypi"
+    scenarios: set[str] = set()
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            matrix.cell(arg)  # raises with the list of cells
+            named.append(arg)
+        elif key in ("torch", "ct2", "ctranslate2"):
+            filters.setdefault("ctranslate2" if key == "ct2" else key, set()).add(value)
+        elif key == "scenario":
+            scenarios.add(value)
+        elif key == "index":
+            if value not in ("pypi", "pytorch"):
+                raise ValueError(f"index must be pypi or pytorch, got {value!r}")
+            index = value
+        else:
+            raise ValueError(f"unknown compat argument {arg!r}")
+    cells = [
+        c
+        for c in matrix.cells
+        if (not named or c.id in named)
+        and all(getattr(c, key) in values for key, values in filters.items())
+    ]
+    if not cells:
+        raise ValueError(f"no compat cell matches {' '.join(args)}")
+    unknown = scenarios - {s.id for s in matrix.scenarios}
+    if unknown:
+        raise ValueError(f"unknown scenarios {sorted(unknown)}")
+    chosen = tuple(s for s in matrix.scenarios if not scenarios or s.id in scenarios)
+    return Selection(cells=tuple(cells), scenarios=chosen, index=index)
+
+
+def requirements(matrix: Matrix, cell: Cell, index: str = "pypi") -> list[str]:
+    """Arguments for `pip install` / `uv pip install` that build the cell's env."""
+    if index == "pypi":
+        return [f"torch=={cell.torch}", f"ctranslate2=={cell.ctranslate2}"]
+    variant = matrix.torch[cell.torch].variant
+    # The local version pins the CUDA build; that index also mirrors torch's nvidia-* deps.
+    return [
+        f"torch=={cell.torch}+{variant}",
+        f"ctranslate2=={cell.ctranslate2}",
+        "--extra-index-url",
+        f"{PYTORCH_INDEX}/{variant}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`select ARGS...` prints the chosen cell ids; `requirements CELL [index=...]` prints JSON."""
+    parser = argparse.ArgumentParser(prog="python -m transcription_benchmarks.compat.matrix")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("select").add_argument("args", nargs="*")
+    req = sub.add_parser("requirements")
+    req.add_argument("cell")
+    req.add_argument("args", nargs="*")
+    ns = parser.parse_args(argv)
+    matrix = default_matrix()
+    try:
+        if ns.command == "select":
+            print(" ".join(c.id for c in select(matrix, ns.args).cells))
+        else:
+            index = select(matrix, ns.args).index if ns.args else "pypi"
+            print(json.dumps(requirements(matrix, matrix.cell(ns.cell), index)))
+    except (KeyError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
