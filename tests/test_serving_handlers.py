@@ -141,10 +141,19 @@ def test_faster_whisper_refuses_options_the_installed_version_lacks():
 
 
 @pytest.fixture(scope="module")
-def transformers_service():
-    from transcription_benchmarks.models import resolve
+def transformers_service(tmp_path_factory):
+    # The staged artifact, rewritten for the container's transformers 4.51 (package.stage), must
+    # still load and transcribe under this env's transformers 5.
+    from transcription_benchmarks.serving.config import ServingConfig
+    from transcription_benchmarks.serving.package import stage
 
-    return hf.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "transformers").path))
+    staged = stage(
+        "Systran/faster-whisper-tiny.en",
+        tmp_path_factory.mktemp("hf") / "model",
+        config=ServingConfig(backend="transformers"),
+        link=True,
+    )
+    return hf.model_fn(str(staged))
 
 
 def test_transformers_pipeline_with_chunking_and_batch(transformers_service, jfk_bytes):
@@ -157,6 +166,15 @@ def test_transformers_pipeline_with_chunking_and_batch(transformers_service, jfk
     assert info.options["chunk_length_s"] == 10
     assert info.options["batch_size"] == 2
     assert info.language == "en"
+
+
+def test_transformers_without_params_uses_the_checkpoints_prompt(transformers_service, jfk_bytes):
+    body, context = _call(hf, transformers_service, jfk_bytes)
+    assert context.status is None
+    segments, info = parse_prediction(body)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert info.language == "en"
+    assert "<|" not in segments[0].text  # no special tokens leak into the text
 
 
 @pytest.mark.parametrize(

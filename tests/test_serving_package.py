@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from transcription_benchmarks.errors import ModelNotFoundError
+from transcription_benchmarks.models import resolve
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.local import (
     LocalEndpointError,
@@ -79,18 +80,36 @@ def test_inference_py_hands_over_to_the_package(tmp_path):
     assert not (staged / "code" / "requirements.txt").exists()  # no wheel: nothing to install
 
 
-def test_transformers_artifact_stages_the_hf_copy(tmp_path):
-    # Our CTranslate2 -> HF copy is written by transformers 5, which the container's 4.51
-    # cannot load: staging says so.
-    with pytest.warns(UserWarning, match="transformers 4.51 cannot load it"):
-        staged = stage(
-            "Systran/faster-whisper-tiny.en",
-            tmp_path / "m",
-            config=ServingConfig(backend="transformers"),
-            link=True,
-        )
-    assert (staged / "config.json").is_file()
-    assert list(staged.glob("*.safetensors"))
+def test_transformers_artifact_is_rewritten_for_the_containers_transformers(tmp_path):
+    # Our CTranslate2 -> HF copy is written by transformers 5; the container runs 4.51, which
+    # misreads two of its files. Staging rewrites those and links the rest.
+    source = resolve("Systran/faster-whisper-tiny.en", "transformers").path
+    staged = stage(
+        "Systran/faster-whisper-tiny.en",
+        tmp_path / "m",
+        config=ServingConfig(backend="transformers"),
+        link=True,
+    )
+    assert (staged / "model.safetensors").is_symlink()
+    tokenizer = json.loads((staged / "tokenizer_config.json").read_text())
+    original = json.loads((source / "tokenizer_config.json").read_text())
+    assert isinstance(original["extra_special_tokens"], list)
+    assert "extra_special_tokens" not in tokenizer
+    assert tokenizer["additional_special_tokens"] == original["extra_special_tokens"]
+    assert "<|notimestamps|>" in tokenizer["additional_special_tokens"]
+    generation = json.loads((staged / "generation_config.json").read_text())
+    assert "forced_decoder_ids" not in generation
+    assert generation["no_timestamps_token_id"] == 50362
+    assert "forced_decoder_ids" in json.loads((source / "generation_config.json").read_text())
+    processor = json.loads((staged / "processor_config.json").read_text())
+    assert processor == {"processor_class": "WhisperProcessor"}
+    # The slow tokenizer's files, from tokenizer.json's BPE model.
+    vocab = json.loads((staged / "vocab.json").read_text())
+    assert vocab["<|endoftext|>"] == 50256 and len(vocab) == 50257
+    merges = (staged / "merges.txt").read_text().splitlines()
+    assert merges[0] == "#version: 0.2" and merges[1] == "\u0120 t"
+    added = json.loads((staged / "added_tokens.json").read_text())
+    assert added["<|startoftranscript|>"] == 50257 and added["<|notimestamps|>"] == 50362
     assert "handlers.transformers" in (staged / "code" / "inference.py").read_text()
 
 

@@ -4,14 +4,18 @@ instead of being called ready (MMS's /ping stays Healthy in that case)."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import psutil
 import pytest
 
-from transcription_benchmarks.serving.client import LocalEndpoint
+from transcription_benchmarks.serving.client import LocalEndpoint, predict
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.local import LocalEndpointError, start_local_endpoint
+from transcription_benchmarks.serving.protocol import ErrorBody
+
+JFK_TEXT = "ask not what your country can do for you"
 
 
 @pytest.fixture
@@ -49,6 +53,29 @@ def test_a_failing_model_fn_is_reported_with_the_log(port):
     with pytest.raises(LocalEndpointError, match="handler does not serve") as raised:
         start_local_endpoint("tiny.en", port=port, config=ServingConfig(device="cuda"))
     assert "CUDA" in str(raised.value)
+
+
+def test_transformers_artifact_serves_in_the_container_stack(port, jfk_bytes):
+    # The container's transformers (4.51) loading our transformers-5-written tiny.en copy, as
+    # package.stage rewrites it: chunked and batched, then a refusal, then served again.
+    with (
+        start_local_endpoint("tiny.en", backend="transformers", port=port) as server,
+        LocalEndpoint(server.url) as client,
+    ):
+        params = {"chunk_length_s": 10, "batch_size": 2, "return_timestamps": True}
+        segments, info = predict(client, jfk_bytes, params)
+        assert info.backend == "transformers"
+        assert len(segments) >= 2 and segments[-1].end <= info.duration + 0.5
+        assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+        refused = client.invoke(jfk_bytes, params={"language": "de"})
+        assert refused.status == 400
+        assert "English-only" in ErrorBody.model_validate_json(refused.body).message
+        segments, _ = predict(client, jfk_bytes)
+        assert JFK_TEXT in _words(segments[0].text)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
 
 
 def _pgid(pid: int) -> int | None:

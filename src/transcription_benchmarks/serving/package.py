@@ -7,12 +7,12 @@ requirements.txt installs: one implementation, shipped with every artifact, neve
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -64,13 +64,6 @@ def stage(
     model files instead of copying them (the local endpoint serves in place)."""
     config = config or ServingConfig()
     resolved = resolve(model, MODEL_FORMATS[config.backend])
-    if config.backend == "transformers" and not (resolved.path / "vocab.json").is_file():
-        warnings.warn(
-            f"{resolved.path} was saved by transformers 5 (no vocab.json; v5 tokenizer and "
-            "processor configs): the inference container's transformers 4.51 cannot load it. "
-            "Package a checkpoint saved by transformers 4.x for the transformers backend.",
-            stacklevel=2,
-        )
     dest.mkdir(parents=True, exist_ok=True)
     for item in sorted(resolved.path.iterdir()):
         if item.name == "code" or item.name.startswith("."):
@@ -82,6 +75,8 @@ def stage(
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
+    if config.backend == "transformers":
+        _rewrite_for_container_transformers(dest)
     code = dest / "code"
     code.mkdir()
     templates = template_dir(config.backend)
@@ -92,6 +87,74 @@ def stage(
         requirements = (templates / "requirements.txt").read_text()
         (code / "requirements.txt").write_text(requirements.replace(WHEEL_PLACEHOLDER, wheel.name))
     return dest
+
+
+def _rewrite_for_container_transformers(dest: Path) -> None:
+    """Make a checkpoint saved by transformers 5 loadable by the container's transformers 4.51.
+
+    What 4.51 misreads (found by loading our CTranslate2 -> HF copy there):
+    - WhisperProcessor in 4.x always builds the slow WhisperTokenizer, which needs vocab.json
+      and merges.txt; v5 saves tokenizer.json alone. Both are the BPE model inside
+      tokenizer.json, and added_tokens.json pins the special tokens to their ids.
+    - tokenizer_config.json: v5 lists the special tokens under extra_special_tokens, where 4.x
+      expects a dict (AttributeError: 'list' object has no attribute 'keys'); 4.x reads that
+      list from additional_special_tokens.
+    - processor_config.json: v5 nests the feature extractor's settings in it, and 4.x passes
+      them to WhisperProcessor as a second feature_extractor argument (TypeError); 4.x reads
+      them from preprocessor_config.json, which v5 writes too.
+    - generation_config.json: 4.50+ re-applies a checkpoint's generation values as "model
+      defaults" when the checkpoint was saved by >= 4.50, which brings forced_decoder_ids back
+      after Whisper's generate() consumed them, and generate() then refuses them. Whisper builds
+      the same prompt without them: English-only gets <|notimestamps|>, and the handler passes
+      task (and language) to multilingual models itself.
+    The staged copies replace the links or copies; the cached conversion is untouched, and
+    transformers 5 loads the rewritten files as well (tests/test_serving_handlers.py).
+    """
+    _write_slow_tokenizer_files(dest)
+    tokenizer_config = dest / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        data = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        extra = data.get("extra_special_tokens")
+        if isinstance(extra, list):
+            del data["extra_special_tokens"]
+            data.setdefault("additional_special_tokens", extra)
+            data.pop("backend", None)  # v5's tokenizer-backend key, unknown to 4.x
+            _replace_json(tokenizer_config, data)
+    processor_config = dest / "processor_config.json"
+    if processor_config.is_file():
+        data = json.loads(processor_config.read_text(encoding="utf-8"))
+        nested = [
+            key for key in ("feature_extractor", "tokenizer") if isinstance(data.get(key), dict)
+        ]
+        if nested and (dest / "preprocessor_config.json").is_file():
+            _replace_json(processor_config, {k: v for k, v in data.items() if k not in nested})
+    generation_config = dest / "generation_config.json"
+    if generation_config.is_file():
+        data = json.loads(generation_config.read_text(encoding="utf-8"))
+        if data.pop("forced_decoder_ids", None) is not None:
+            _replace_json(generation_config, data)
+
+
+def _write_slow_tokenizer_files(dest: Path) -> None:
+    tokenizer_json = dest / "tokenizer.json"
+    if (dest / "vocab.json").exists() or not tokenizer_json.is_file():
+        return
+    tokenizer = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    bpe = tokenizer.get("model", {})
+    if bpe.get("type") != "BPE":
+        return
+    # tokenizers writes a merge as "a b" (older) or ["a", "b"] (newer); merges.txt wants "a b".
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
+    vocab: dict[str, int] = bpe["vocab"]
+    added = {t["content"]: t["id"] for t in tokenizer.get("added_tokens", [])}
+    _replace_json(dest / "vocab.json", vocab)
+    (dest / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", "utf-8")
+    _replace_json(dest / "added_tokens.json", {k: i for k, i in added.items() if k not in vocab})
+
+
+def _replace_json(path: Path, data: dict) -> None:
+    path.unlink(missing_ok=True)  # a symlink into the model cache when staged with link=True
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def build_wheel(out_dir: Path, project: Path = PROJECT_ROOT) -> Path:
