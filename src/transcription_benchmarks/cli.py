@@ -380,9 +380,24 @@ def deploy_command(
     region: Annotated[str | None, typer.Option(help="default: AWS_REGION / profile")] = None,
     image_uri: Annotated[str | None, typer.Option(help="default: the pinned HF DLC")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for InService")] = 1800,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="KEY=VALUE for the model's environment, repeatable (e.g. "
+            "SAGEMAKER_MODEL_SERVER_VMARGS='-XX:-UseContainerSupport -Xmx1g')",
+        ),
+    ] = None,
 ) -> None:
     """Deploy a model artifact to a SageMaker endpoint and wait until it is InService."""
     from transcription_benchmarks.aws.deploy import deploy_endpoint
+
+    environment: dict[str, str] = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        environment[key.strip()] = value
 
     with errors.status(f"deploying {name} on {instance_type}"):
         deployed = deploy_endpoint(
@@ -395,6 +410,7 @@ def deploy_command(
             bucket,
             region=region,
             image_uri=image_uri,
+            environment=environment,
             timeout_s=timeout,
         )
     errors.print(f"image {deployed.image_uri}, model {deployed.model_data}", highlight=False)

@@ -35,15 +35,24 @@ def test_deploy_then_teardown(aws: str) -> None:
     assert "TRANSCRIPTION_BENCHMARKS_SAGEMAKER_ROLE" in refused.stderr
     assert "Traceback" not in refused.stderr
 
+    malformed = tbench("deploy", "cli", "s3://artifacts/model.tar.gz", "--role", ROLE, "--env", "X")
+    assert malformed.returncode == 2
+    assert "'X' is not KEY=VALUE" in malformed.stderr
+
+    vmargs = "-XX:-UseContainerSupport -Xmx1g"
     done = tbench(
         "deploy", "cli", "s3://artifacts/model.tar.gz", "--role", ROLE, "--realtime",
-        "--instance-type", "ml.g4dn.xlarge",
+        "--instance-type", "ml.g4dn.xlarge", "--env", f"SAGEMAKER_MODEL_SERVER_VMARGS={vmargs}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     endpoint = done.stdout.strip()
     assert endpoint.startswith("cli-20")
-    described = boto3.client("sagemaker").describe_endpoint(EndpointName=endpoint)
+    sagemaker = boto3.client("sagemaker")
+    described = sagemaker.describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "InService"
+    environment = sagemaker.describe_model(ModelName=endpoint)["PrimaryContainer"]["Environment"]
+    assert environment["SAGEMAKER_MODEL_SERVER_VMARGS"] == vmargs
+    assert environment["MMS_DEFAULT_RESPONSE_TIMEOUT"] == "60"
 
     removed = tbench("teardown", endpoint)
     assert removed.returncode == 0, removed.stderr
