@@ -21,6 +21,7 @@ from transcription_benchmarks.report import write_report
 from transcription_benchmarks.report.by_instance import (
     hosts,
     rows_for_host,
+    series_by_host,
     side_by_side_table,
 )
 from transcription_benchmarks.report.prices import PriceTableError, load_prices
@@ -105,6 +106,18 @@ def test_report_adds_the_side_by_side_table_and_plots_per_instance(merged: Path,
     text = (tmp_path / "report.md").read_text()
     assert "## By instance type" in text
     assert f"{G6} $/audio h" in text
+
+
+def test_plotted_series_name_a_failed_cell_instead_of_leaving_a_gap(merged: Path):
+    rows = read_rows(merged)
+    labels, series = series_by_host(rows, lambda result: result.speed)
+    assert labels == ["int8, beam 1\njfk.flac", "int8, beam 5\njfk.flac"]
+    g4dn_beam1, g4dn_beam5 = (r.result.speed for r in rows_for_host(rows, G4DN))
+    assert series[G4DN] == [g4dn_beam1, g4dn_beam5]
+    assert series[G6][0] == rows_for_host(rows, G6)[0].result.speed
+    assert series[G6][1] == "OOM"  # drawn as a label where the bar would stand
+    unplanned = [r for r in rows if not (r.host == G6 and r.status == "oom")]
+    assert series_by_host(unplanned, lambda result: result.speed)[1][G6][1] is None
 
 
 def test_a_single_host_report_has_no_side_by_side_section(merged: Path, tmp_path: Path):

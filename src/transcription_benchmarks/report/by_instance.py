@@ -10,6 +10,7 @@ costs at the measured speed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from transcription_benchmarks.errors import InvalidOptionError
@@ -20,9 +21,11 @@ from transcription_benchmarks.report.table import (
     megabytes,
     model_name,
     speed_text,
+    status_text,
     test_file_name,
     wer_text,
 )
+from transcription_benchmarks.result import BenchResult
 
 UNKNOWN_HOST = "unknown host"
 DEFAULT_REGION = "us-east-1"
@@ -132,42 +135,53 @@ def environment_table(rows: list[Row], prices: PriceTable | None, region: str) -
     return "\n".join(lines) + "\n"
 
 
-def write_instance_plots(rows: list[Row], directory: Path) -> list[Path]:
-    """Grouped bars, one group per cell and one bar per host: speed, peak VRAM and WER (each
-    plot written only when some host has that figure)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+PLOTTED_MEASURES: tuple[tuple[str, str, Callable[[BenchResult], float | None]], ...] = (
+    ("speed_by_instance.png", "Speed (x real time)", lambda r: r.speed),
+    ("vram_by_instance.png", "Peak VRAM (MiB, NVML)", lambda r: r.memory.peak_gpu_mb),
+    ("wer_by_instance.png", "WER (%)", lambda r: None if r.wer is None else r.wer * 100),
+)
+
+
+def series_by_host(
+    rows: list[Row], measure: Callable[[BenchResult], float | None]
+) -> tuple[list[str], dict[str, list[float | str | None]]]:
+    """Bar labels (one per cell) and, per host, each cell's figure, the short status of a cell
+    that failed there ("OOM", "timeout"...), or None where the cell did not run there."""
     order, latest = _latest(rows)
     columns = hosts(rows)
     labels = []
     for cell_id in order:
         row = next(latest[(h, cell_id)] for h in columns if (h, cell_id) in latest)
         labels.append(f"{config_label(row)}\n{test_file_name(row)}")
+    series: dict[str, list[float | str | None]] = {}
+    for host in columns:
+        series[host] = []
+        for cell_id in order:
+            row = latest.get((host, cell_id))
+            if row is None:
+                series[host].append(None)
+            elif row.status == "ok" and row.result is not None:
+                series[host].append(measure(row.result))
+            else:
+                series[host].append(status_text(row).split(":", 1)[0])
+    return labels, series
 
-    def values(measure) -> dict[str, list[float | None]]:
-        out: dict[str, list[float | None]] = {}
-        for host in columns:
-            out[host] = []
-            for cell_id in order:
-                row = latest.get((host, cell_id))
-                ok = row is not None and row.status == "ok" and row.result is not None
-                out[host].append(measure(row.result) if ok else None)
-        return out
 
+def write_instance_plots(rows: list[Row], directory: Path) -> list[Path]:
+    """Grouped bars, one group per cell and one bar per host: speed, peak VRAM and WER (each
+    plot written only when some host has that figure)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, ylabel, measure in (
-        ("speed_by_instance.png", "Speed (x real time)", lambda r: r.speed),
-        ("vram_by_instance.png", "Peak VRAM (MiB, NVML)", lambda r: r.memory.peak_gpu_mb),
-        ("wer_by_instance.png", "WER (%)", lambda r: None if r.wer is None else r.wer * 100),
-    ):
-        series = values(measure)
-        if any(v is not None for vs in series.values() for v in vs):
+    for name, ylabel, measure in PLOTTED_MEASURES:
+        labels, series = series_by_host(rows, measure)
+        if any(isinstance(v, float | int) for vs in series.values() for v in vs):
             written.append(_grouped_bars(labels, series, ylabel, directory / name))
     return written
 
 
 def _grouped_bars(
-    labels: list[str], series: dict[str, list[float | None]], ylabel: str, path: Path
+    labels: list[str], series: dict[str, list[float | str | None]], ylabel: str, path: Path
 ) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -179,10 +193,19 @@ def _grouped_bars(
     width = 0.8 / max(1, len(series))
     for index, (host, ys) in enumerate(series.items()):
         xs = [i + (index - (len(series) - 1) / 2) * width for i in range(len(labels))]
-        # A cell that did not run on a host gets no bar (not a zero bar, which would read as 0).
-        kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
-        axes.bar([x for x, _ in kept], [y for _, y in kept], width=width, label=host, zorder=3)
+        # A cell that did not run on a host gets no bar (not a zero bar, which would read as 0);
+        # one that failed there gets its status written where the bar would stand.
+        kept = [(x, y) for x, y in zip(xs, ys, strict=True) if isinstance(y, float | int)]
+        color = f"C{index}"  # the host's colour, for its bars and its status labels alike
+        axes.bar(
+            [x for x, _ in kept], [y for _, y in kept], width=width, label=host, color=color,
+            zorder=3,
+        )  # fmt: skip
+        for x, y in zip(xs, ys, strict=True):
+            if isinstance(y, str):
+                axes.text(x, 0, f" {y}", rotation=90, ha="center", va="bottom", color=color)
     axes.set_xticks(range(len(labels)), labels, fontsize=7)
+    axes.set_xlim(-0.5, len(labels) - 0.5)  # every slot, bar or status label, in view
     axes.set_ylabel(ylabel)
     axes.set_title(f"{ylabel.split(' (')[0]} by instance type")
     axes.grid(True, axis="y", alpha=0.3, zorder=0)
