@@ -102,6 +102,7 @@ def test_config_matches_ct2_dimensions(hf: tuple[Any, Any], ct2: Ct2Model, hf_di
     assert generation.no_timestamps_token_id == 50362
     assert generation.is_multilingual is False
     assert not hasattr(generation, "lang_to_id")  # would make transformers detect a language
+    assert getattr(generation, "forced_decoder_ids", None) is None  # >= 4.50 would refuse them
     assert generation.suppress_tokens == ct2_config["suppress_ids"]
     assert generation.begin_suppress_tokens == ct2_config["suppress_ids_begin"]
     assert generation.alignment_heads == ct2_config["alignment_heads"]
@@ -238,4 +239,6 @@ def test_multilingual_round_trip_restores_the_original_weights(tmp_path: Path) -
     assert generation.is_multilingual
     assert generation.lang_to_id["<|en|>"] == 50259
     assert generation.task_to_id == {"translate": 50358, "transcribe": 50359}
+    assert generation.task == "transcribe"
+    assert getattr(generation, "forced_decoder_ids", None) is None
     assert generation.no_timestamps_token_id == 50363

@@ -80,15 +80,32 @@ def test_inference_py_hands_over_to_the_package(tmp_path):
     assert not (staged / "code" / "requirements.txt").exists()  # no wheel: nothing to install
 
 
+def _as_saved_by_transformers_5(tmp_path: Path) -> Path:
+    """Our tiny.en conversion, plus the two things transformers 5 also writes when a hub
+    checkpoint is re-saved through WhisperProcessor: processor_config.json with the feature
+    extractor nested, and forced_decoder_ids kept in generation_config.json."""
+    converted = resolve("Systran/faster-whisper-tiny.en", "transformers").path
+    source = tmp_path / "saved-by-v5"
+    source.mkdir()
+    for item in converted.iterdir():
+        (source / item.name).symlink_to(item)
+    extractor = json.loads((converted / "preprocessor_config.json").read_text())
+    processor = {"feature_extractor": extractor, "processor_class": "WhisperProcessor"}
+    (source / "processor_config.json").write_text(json.dumps(processor))
+    generation = json.loads((converted / "generation_config.json").read_text())
+    (source / "generation_config.json").unlink()
+    (source / "generation_config.json").write_text(
+        json.dumps({**generation, "forced_decoder_ids": [[1, 50362]]})
+    )
+    return source
+
+
 def test_transformers_artifact_is_rewritten_for_the_containers_transformers(tmp_path):
-    # Our CTranslate2 -> HF copy is written by transformers 5; the container runs 4.51, which
-    # misreads two of its files. Staging rewrites those and links the rest.
-    source = resolve("Systran/faster-whisper-tiny.en", "transformers").path
+    # The container runs transformers 4.51, which misreads four files of a checkpoint saved by
+    # transformers 5. Staging writes 4.x-readable copies of those and links the rest.
+    source = _as_saved_by_transformers_5(tmp_path)
     staged = stage(
-        "Systran/faster-whisper-tiny.en",
-        tmp_path / "m",
-        config=ServingConfig(backend="transformers"),
-        link=True,
+        str(source), tmp_path / "m", config=ServingConfig(backend="transformers"), link=True
     )
     assert (staged / "model.safetensors").is_symlink()
     tokenizer = json.loads((staged / "tokenizer_config.json").read_text())
@@ -100,9 +117,9 @@ def test_transformers_artifact_is_rewritten_for_the_containers_transformers(tmp_
     generation = json.loads((staged / "generation_config.json").read_text())
     assert "forced_decoder_ids" not in generation
     assert generation["no_timestamps_token_id"] == 50362
-    assert "forced_decoder_ids" in json.loads((source / "generation_config.json").read_text())
     processor = json.loads((staged / "processor_config.json").read_text())
     assert processor == {"processor_class": "WhisperProcessor"}
+    assert "feature_extractor" in json.loads((source / "processor_config.json").read_text())
     # The slow tokenizer's files, from tokenizer.json's BPE model.
     vocab = json.loads((staged / "vocab.json").read_text())
     assert vocab["<|endoftext|>"] == 50256 and len(vocab) == 50257

@@ -28,7 +28,7 @@ import numpy as np
 
 from transcription_benchmarks.models.cache import cached_directory
 
-CONVERTER_VERSION = 1  # bump when the output changes, so cached conversions are rebuilt
+CONVERTER_VERSION = 2  # bump when the output changes, so cached conversions are rebuilt
 SUPPORTED_BINARY_VERSIONS = range(4, 7)  # 4 introduced explicit dtype ids; 6 is current
 WHISPER_SPEC_REVISION = 3
 
@@ -263,7 +263,6 @@ def convert_ct2_to_hf(ct2_dir: Path, out_dir: Path) -> None:
         GenerationConfig,
         WhisperConfig,
         WhisperFeatureExtractor,
-        WhisperProcessor,
         WhisperTokenizerFast,
     )
 
@@ -318,8 +317,6 @@ def convert_ct2_to_hf(ct2_dir: Path, out_dir: Path) -> None:
         bos_token_id=eot,
         eos_token_id=eot,
         decoder_start_token_id=sot,
-        suppress_tokens=ct2_config.get("suppress_ids", []),
-        begin_suppress_tokens=ct2_config.get("suppress_ids_begin", [220, eot]),
         tie_word_embeddings=tied,
         architectures=["WhisperForConditionalGeneration"],
         dtype="float32",  # what the safetensors hold; from_pretrained(dtype="auto") reads it
@@ -332,8 +329,10 @@ def convert_ct2_to_hf(ct2_dir: Path, out_dir: Path) -> None:
         "eos_token_id": eot,
         "pad_token_id": eot,
         "max_length": dims.max_target_positions,
-        "suppress_tokens": config.suppress_tokens,
-        "begin_suppress_tokens": config.begin_suppress_tokens,
+        # Only here, not in config.json: transformers 4.x warns (and means to refuse) when a
+        # model config carries generation values.
+        "suppress_tokens": ct2_config.get("suppress_ids", []),
+        "begin_suppress_tokens": ct2_config.get("suppress_ids_begin", [220, eot]),
         "alignment_heads": ct2_config.get("alignment_heads")
         or [
             [layer, head]
@@ -345,17 +344,17 @@ def convert_ct2_to_hf(ct2_dir: Path, out_dir: Path) -> None:
         "max_initial_timestamp_index": 50,  # 1 s, openai's default
         "return_timestamps": False,
         "is_multilingual": multilingual,
-        # As in openai's checkpoints: transformers turns these into the decoder prompt when no
-        # language/task is passed (English-only: <|sot|><|notimestamps|>; multilingual: detect
-        # the language, then <|transcribe|>).
-        "forced_decoder_ids": [[1, None], [2, transcribe]]
-        if multilingual
-        else [[1, no_timestamps]],
     }
+    # No forced_decoder_ids (openai's checkpoints have them): transformers >= 4.50 re-applies a
+    # checkpoint's generation values as "model defaults" when it was saved by >= 4.50, which
+    # brings them back after Whisper's generate() consumed them, and generate() then refuses
+    # them. Whisper builds the same prompt without them: English-only <|sot|><|notimestamps|>;
+    # multilingual detects the language and, with task below, adds <|transcribe|>.
     if multilingual:  # language tokens sit between <|startoftranscript|> and <|translate|>
         languages = tokenizer.convert_ids_to_tokens(list(range(sot + 1, translate)))
         generation["lang_to_id"] = dict(zip(languages, range(sot + 1, translate), strict=True))
         generation["task_to_id"] = {"transcribe": transcribe, "translate": translate}
+        generation["task"] = "transcribe"
     GenerationConfig(**generation).save_pretrained(out_dir)
 
     feature_extractor = WhisperFeatureExtractor(
@@ -367,10 +366,11 @@ def convert_ct2_to_hf(ct2_dir: Path, out_dir: Path) -> None:
         padding_value=0.0,
         return_attention_mask=False,
     )
+    # Saved one by one, not through WhisperProcessor: in transformers 4.x that processor only
+    # takes the slow WhisperTokenizer (vocab.json + merges.txt, which tokenizer.json replaces),
+    # and AutoProcessor finds WhisperProcessor from config.json's model_type in 4.x and 5.
     feature_extractor.save_pretrained(out_dir)
-    WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(
-        out_dir
-    )
+    tokenizer.save_pretrained(out_dir)
     # safetensors creates its file 0600; give it the (umask-derived) mode of the other files.
     shutil.copymode(out_dir / "config.json", out_dir / "model.safetensors")
 
