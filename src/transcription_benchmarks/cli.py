@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -31,18 +32,43 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
-def _key_values(pairs: list[str], flag: str) -> dict[str, Any]:
-    """KEY=VALUE pairs; VALUE is parsed as JSON when it parses (5, true, [0.0, 0.2]), else a string."""
+def _key_values(pairs: list[str], flag: str, *, parse_json: bool = True) -> dict[str, Any]:
+    """KEY=VALUE pairs; VALUE is parsed as JSON when it parses (5, true, [0.0, 0.2]), else a
+    string; with parse_json=False always the string (environment variables)."""
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise InvalidOptionError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        try:
-            parsed[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            parsed[key] = raw
+        parsed[key] = raw
+        if parse_json:
+            with contextlib.suppress(json.JSONDecodeError):
+                parsed[key] = json.loads(raw)
     return parsed
+
+
+def _params_object(params: str | None) -> dict[str, Any] | None:
+    """--params: a JSON object, or None when not given."""
+    if params is None:
+        return None
+    try:
+        parsed = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise InvalidOptionError(f"--params is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidOptionError("--params must be a JSON object")
+    return parsed
+
+
+def _print_prediction(segments: list[Any], info: Any) -> None:
+    """An endpoint's answer: the text on stdout, what it took on stderr."""
+    console.print(" ".join(s.text.strip() for s in segments), highlight=False, markup=False)
+    errors.print(
+        f"{info.duration:.1f} s of audio, language {info.language}, "
+        f"{info.processing_s:.2f} s on the endpoint ({info.pipeline})",
+        highlight=False,
+    )
 
 
 @app.command("bench")
@@ -392,13 +418,7 @@ def deploy_command(
     """Deploy a model artifact to a SageMaker endpoint and wait until it is InService."""
     from transcription_benchmarks.aws.deploy import deploy_endpoint
 
-    environment: dict[str, str] = {}
-    for item in env or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-        environment[key.strip()] = value
-
+    environment = _key_values(env or [], "--env", parse_json=False)
     with errors.status(f"deploying {name} on {instance_type}"):
         deployed = deploy_endpoint(
             name,
@@ -453,16 +473,10 @@ def predict_command(
     """Transcribe a file on a deployed SageMaker endpoint (real-time or async)."""
     from transcription_benchmarks.aws.predict import predict_aws
 
-    try:
-        parsed = json.loads(params) if params is not None else None
-    except json.JSONDecodeError as exc:
-        raise InvalidOptionError(f"--params is not JSON: {exc}") from exc
-    if parsed is not None and not isinstance(parsed, dict):
-        raise InvalidOptionError("--params must be a JSON object")
     segments, info = predict_aws(
         endpoint,
         test_file,
-        parsed,
+        _params_object(params),
         region=region,
         asynchronous=asynchronous,
         bucket=bucket,
@@ -475,12 +489,7 @@ def predict_command(
                 indent=2,
             )
         )
-    console.print(" ".join(s.text.strip() for s in segments), highlight=False, markup=False)
-    errors.print(
-        f"{info.duration:.1f} s of audio, language {info.language}, "
-        f"{info.processing_s:.2f} s on the endpoint ({info.pipeline})",
-        highlight=False,
-    )
+    _print_prediction(segments, info)
 
 
 @app.command("bench-remote")
@@ -608,12 +617,7 @@ def predict_local_command(
     """Transcribe a file on the running local endpoint (`tbench serve-local`)."""
     from transcription_benchmarks.serving.local import predict_local
 
-    try:
-        parsed: dict[str, Any] = json.loads(params) if params is not None else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidOptionError(f"--params is not JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidOptionError("--params must be a JSON object")
+    parsed = _params_object(params) or {}
     for key, value in _key_values(param or [], "--param").items():
         *parents, leaf = key.split(".")
         node = parsed
@@ -621,12 +625,7 @@ def predict_local_command(
             node = node.setdefault(name, {})
         node[leaf] = value
     segments, info = predict_local(test_file, parsed or None, url=url)
-    console.print(" ".join(s.text.strip() for s in segments), highlight=False, markup=False)
-    errors.print(
-        f"{info.duration:.1f} s of audio, language {info.language}, "
-        f"{info.processing_s:.2f} s on the endpoint ({info.pipeline})",
-        highlight=False,
-    )
+    _print_prediction(segments, info)
 
 
 @app.command("version")

@@ -37,7 +37,7 @@ def test_deploy_then_teardown(aws: str) -> None:
 
     malformed = tbench("deploy", "cli", "s3://artifacts/model.tar.gz", "--role", ROLE, "--env", "X")
     assert malformed.returncode == 2
-    assert "'X' is not KEY=VALUE" in malformed.stderr
+    assert "--env expects KEY=VALUE, got 'X'" in malformed.stderr
 
     vmargs = "-XX:-UseContainerSupport -Xmx1g"
     done = tbench(

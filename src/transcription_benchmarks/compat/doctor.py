@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from transcription_benchmarks.compat.probe import probe
 from transcription_benchmarks.compat.registry import KnownIssue, get_issue
 from transcription_benchmarks.compat.verdict import observed_issues, runtime_facts
+from transcription_benchmarks.measure import gpus
 
 # CUDA 12 runtimes run on drivers from 525.60.13 on (minor-version compatibility), CUDA 13 on
 # 580; these are NVIDIA's published minimums, not something NVML can be asked.
@@ -50,22 +51,10 @@ class Diagnosis(BaseModel):
 
 def nvidia_driver() -> Driver:
     """Driver version and the newest CUDA it supports (NVML); empty without a driver."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception as exc:  # no libnvidia-ml.so or no driver loaded: a CPU machine
-        return Driver(error=f"no NVIDIA driver ({type(exc).__name__})")
-    try:
-        version = pynvml.nvmlSystemGetDriverVersion()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12020 for 12.2
-        return Driver(
-            version=version.decode() if isinstance(version, bytes) else version,
-            max_cuda=f"{cuda // 1000}.{cuda % 1000 // 10}",
-            gpus=pynvml.nvmlDeviceGetCount(),
-        )
-    finally:
-        pynvml.nvmlShutdown()
+    found = gpus.nvidia_driver()
+    return Driver(
+        version=found.version, max_cuda=found.max_cuda, gpus=found.gpu_count, error=found.error
+    )
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from transcription_benchmarks.measure.gpus import nvidia_driver
+
 PACKAGES = (
     "torch",
     "ctranslate2",
@@ -57,23 +59,8 @@ def _cpu_name() -> str:
 
 
 def _gpu() -> tuple[str | None, int, str | None]:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # no NVML library or driver: a CPU-only machine
-        return None, 0, None
-    try:
-        count = pynvml.nvmlDeviceGetCount()
-        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0)) if count else None
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        return (
-            (name.decode() if isinstance(name, bytes) else name),
-            count,
-            (driver.decode() if isinstance(driver, bytes) else driver),
-        )
-    finally:
-        pynvml.nvmlShutdown()
+    found = nvidia_driver()
+    return found.first_gpu, found.gpu_count, found.version
 
 
 def _cuda_runtime_and_cudnn(packages: dict[str, str | None]) -> tuple[str | None, str | None]:

@@ -9,24 +9,52 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 
 
 class GpuPinningError(RuntimeError):
     """More pytest workers than GPUs: the runs would share devices and skew each other."""
 
 
-def nvidia_gpu_count() -> int:
-    """GPUs the NVIDIA driver reports (NVML, no CUDA context); 0 without driver or library."""
+@dataclass(frozen=True)
+class NvidiaDriver:
+    """What NVML reports without creating a CUDA context; `error` says why not (a CPU machine)."""
+
+    version: str | None = None
+    max_cuda: str | None = None  # the newest CUDA the driver supports, e.g. "12.2"
+    gpu_count: int = 0
+    first_gpu: str | None = None
+    error: str | None = None
+
+
+def nvidia_driver() -> NvidiaDriver:
+    """The one NVML reading the fingerprint, doctor and GPU pinning share."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        try:
-            return pynvml.nvmlDeviceGetCount()
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no NVML library or no driver: a CPU machine
-        return 0
+    except Exception as exc:  # no libnvidia-ml.so or no driver loaded: a CPU machine
+        return NvidiaDriver(error=f"no NVIDIA driver ({type(exc).__name__})")
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0)) if count else None
+        version = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12020 for 12.2
+        return NvidiaDriver(
+            version=version.decode() if isinstance(version, bytes) else version,
+            max_cuda=f"{cuda // 1000}.{cuda % 1000 // 10}",
+            gpu_count=count,
+            first_gpu=name.decode() if isinstance(name, bytes) else name,
+        )
+    except Exception as exc:  # a driver that answers init but not the queries
+        return NvidiaDriver(error=f"NVML query failed ({type(exc).__name__}: {exc})")
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def nvidia_gpu_count() -> int:
+    """GPUs the NVIDIA driver reports (NVML, no CUDA context); 0 without driver or library."""
+    return nvidia_driver().gpu_count
 
 
 def visible_gpus(
