@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from transcription_benchmarks.decoding import check_temperatures
 from transcription_benchmarks.errors import InvalidOptionError
 
 BackendName = Literal["faster-whisper", "transformers"]
@@ -38,7 +39,10 @@ DEFAULT_TEST_FILE = "short.flac"
 class BenchArgs(BaseModel):
     """What to run and how. Unset options take the backend's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: NaN and Infinity are refused in every float option.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
     backend: BackendName | None = Field(
         None,
@@ -86,12 +90,7 @@ class BenchArgs(BaseModel):
     @field_validator("temperature")
     @classmethod
     def _temperature_non_negative(cls, value: float | list[float] | None):
-        values = value if isinstance(value, list) else [value] if value is not None else []
-        if isinstance(value, list) and not value:
-            raise ValueError("temperature list is empty")
-        if any(t < 0 for t in values):
-            raise ValueError(f"temperature must be >= 0, got {value}")
-        return value
+        return check_temperatures(value)
 
     @field_validator("device")
     @classmethod

@@ -48,6 +48,25 @@ def _key_values(pairs: list[str], flag: str, *, parse_json: bool = True) -> dict
     return parsed
 
 
+def check_writable(path: Path | None, flag: str) -> None:
+    """Refuse an output path that cannot be written before any model loads, not after the
+    run it was meant to keep: the file is opened for appending (nothing is truncated) and a
+    file made only for this check is removed again."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InvalidOptionError(f"{flag} {path} is a directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise InvalidOptionError(f"{flag} {path} is not writable: {exc.strerror or exc}") from None
+
+
 def _params_object(params: str | None) -> dict[str, Any] | None:
     """--params: a JSON object, or None when not given."""
     if params is None:
@@ -158,6 +177,7 @@ def bench_command(
     # Pass only what differs from the defaults, so "set by the user" stays meaningful.
     defaults = BenchArgs()
     args = BenchArgs.build(**{k: v for k, v in values.items() if v != getattr(defaults, k)})
+    check_writable(json_out, "--json")
     if determinism:
         from transcription_benchmarks.quality.determinism import check_determinism
 
@@ -331,6 +351,7 @@ def matrix_command(
     from transcription_benchmarks.matrix.spec import find_matrix, load_matrix
 
     spec = load_matrix(find_matrix(matrix))
+    check_writable(out, "--out")
     rows = run_matrix(spec, out, resume=resume, progress=True, timeout_s=timeout)
     counts = Counter(row.status for row in rows)
     for status, count in sorted(counts.items()):
@@ -364,6 +385,7 @@ def autotune_command(
 
     kind = "cpu" if device == "cpu" else "gpu"
     budget = budget_for(instance_type, memory_mb, kind=kind)
+    check_writable(out, "--out")
 
     def run(cell):
         row = run_cell("autotune", cell)
@@ -473,6 +495,7 @@ def predict_command(
     """Transcribe a file on a deployed SageMaker endpoint (real-time or async)."""
     from transcription_benchmarks.aws.predict import predict_aws
 
+    check_writable(json_out, "--json")
     segments, info = predict_aws(
         endpoint,
         test_file,
@@ -579,27 +602,47 @@ def serve_local_command(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,
     workers: Annotated[int, typer.Option(help="MMS worker processes, one model each")] = 1,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="a serving.json (limits, request_timeout_s, device...) for the model"),
+    ] = None,
+    response_timeout: Annotated[
+        int | None, typer.Option(help="MMS's response timeout in seconds (default 60)")
+    ] = None,
 ) -> None:
     """Run the local endpoint (Multi Model Server + the inference toolkit, no Docker) until
-    Ctrl-C."""
+    Ctrl-C or SIGTERM, which stop the server and its workers too."""
+    import signal
     import time
 
+    from transcription_benchmarks.serving.config import ServingConfig
     from transcription_benchmarks.serving.local import start_local_endpoint
 
-    with start_local_endpoint(
-        model, backend=backend, host=host, port=port, workers=workers
-    ) as server:
-        errors.print(
-            f"serving {model} on {server.url} (log: {server.log}); Ctrl-C stops it",
-            highlight=False,
-        )
-        try:
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the server's context manager: all stopped
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), stop)
+    serving = ServingConfig.read_file(config) if config else None
+    try:
+        with start_local_endpoint(
+            model,
+            backend=backend,
+            host=host,
+            port=port,
+            workers=workers,
+            config=serving,
+            response_timeout_s=response_timeout,
+        ) as server:
+            errors.print(
+                f"serving {model} on {server.url} (log: {server.log}); Ctrl-C stops it",
+                highlight=False,
+            )
             while server.process.poll() is None:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        else:
             raise BenchError(f"the model server exited:\n{server.log_tail()}")
+    except KeyboardInterrupt:
+        errors.print("stopped", highlight=False)
 
 
 @app.command("predict-local")

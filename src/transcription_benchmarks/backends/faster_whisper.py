@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from transcription_benchmarks.args import BenchArgs
+from pydantic import ValidationError
+
+from transcription_benchmarks.args import BenchArgs, describe_validation_error
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import (
     Backend,
@@ -16,6 +18,7 @@ from transcription_benchmarks.backends.base import (
     force_options,
     jsonable,
 )
+from transcription_benchmarks.decoding import check_token_ids, options_model
 from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.transcript import Segment, Transcript
@@ -69,6 +72,7 @@ class FasterWhisperBackend(Backend):
                 f"transcribe_options sets {', '.join(duplicated)}, which BenchArgs has as its "
                 "own option(s): set them there"
             )
+        check_transcribe_options(args.transcribe_options, batched)
 
     def resolve_device(self, device: str) -> str:
         import ctranslate2
@@ -106,6 +110,7 @@ class FasterWhisperModel(LoadedModel):
         self.batched = args.batch_size is not None
         self.pipeline = BatchedInferencePipeline(self.model) if self.batched else self.model
         self.options = self._transcribe_options(model, args)
+        check_token_ids(self.options, vocabulary_size(self.model))
         defaults = {
             name: p.default
             for name, p in _transcribe_parameters(self.batched).items()
@@ -180,6 +185,26 @@ def explain_cuda_library_errors() -> Iterator[None]:
             "install nvidia-cublas-cu12 (and nvidia-cudnn-cu12) and put their lib directories "
             "on LD_LIBRARY_PATH, or run with device='cpu'"
         ) from exc
+
+
+def check_transcribe_options(options: dict[str, Any], batched: bool) -> None:
+    """The values of transcribe_options by the rules the endpoint applies (decoding.py): the
+    options the project types; others the installed faster-whisper takes pass as they are."""
+    model = options_model(batched)
+    typed = {k: v for k, v in options.items() if k in model.model_fields}
+    try:
+        model.model_validate(typed)
+    except ValidationError as exc:
+        raise InvalidOptionError(
+            describe_validation_error(exc).replace(
+                "invalid option ", "invalid option transcribe_options."
+            )
+        ) from None
+
+
+def vocabulary_size(whisper: Any) -> int:
+    """The token ids a faster_whisper.WhisperModel can embed."""
+    return int(whisper.hf_tokenizer.get_vocab_size(with_added_tokens=True))
 
 
 def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, float]]:

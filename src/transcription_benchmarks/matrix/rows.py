@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,9 +72,26 @@ class ResultsFileError(BenchError):
     """A results JSONL file is missing or holds a line that is not a row."""
 
 
+ROW_START = '{"schema_version"'
+"""How every row's JSON begins (schema_version is Row's first field)."""
+
+
+def _glued_row(line: str) -> Row | None:
+    """A row written after a torn fragment on the same line, as a resume before this version
+    appended it: the row is the text from the last row start on."""
+    start = line.rfind(ROW_START)
+    if start <= 0:
+        return None
+    try:
+        return Row.model_validate_json(line[start:])
+    except ValidationError:
+        return None
+
+
 def read_rows(path: str | Path) -> list[Row]:
     """One Row per non-empty line. A bad *last* line (a run interrupted mid-write) is skipped
-    with a warning; a bad line anywhere else is an error."""
+    with a warning; a row glued after a torn fragment (files resumed by earlier versions) is
+    read with a warning; any other bad line is an error."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -85,6 +103,15 @@ def read_rows(path: str | Path) -> list[Row]:
         try:
             rows.append(Row.model_validate_json(line))
         except ValidationError as exc:
+            if (glued := _glued_row(line)) is not None:
+                warnings.warn(
+                    f"{path}:{number}: a torn fragment precedes a row on this line; the row is "
+                    "kept, the fragment skipped",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                rows.append(glued)
+                continue
             if index == len(numbered) - 1:
                 warnings.warn(
                     f"{path}:{number}: skipping a truncated last line (interrupted run?)",
@@ -99,3 +126,51 @@ def read_rows(path: str | Path) -> list[Row]:
                 + (f" at {where}" if where else "")
             ) from None
     return rows
+
+
+def set_aside_torn_tail(path: str | Path) -> str | None:
+    """Before rows are appended to `path`: a last line that is not a whole row (a run killed
+    mid-write) moves to `<path>.torn` and the file is cut back to its last whole row, so the
+    next row starts on a line of its own. Returns what was done, or None when nothing was."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    body = data.rstrip(b"\n")
+    if not body:
+        return None
+    cut = body.rfind(b"\n") + 1
+    last = body[cut:]
+    if _is_row(last):
+        if not data.endswith(b"\n"):  # a whole row that only lost its newline
+            with path.open("ab") as f:
+                f.write(b"\n")
+        return None
+    fragment, kept = last, b""
+    if _glued_row(last.decode("utf-8", "replace")) is not None:  # an earlier version's resume
+        start = last.rfind(ROW_START.encode())
+        fragment, kept = last[:start], last[start:] + b"\n"
+    side = path.with_name(path.name + ".torn")
+    with side.open("ab") as f:  # the side file first: a crash between the two loses nothing
+        f.write(fragment + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    with path.open("r+b") as f:
+        f.truncate(cut)
+        f.seek(cut)
+        f.write(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    return (
+        f"{path}: the last line's {len(fragment)} bytes were not a whole row (an interrupted "
+        f"run); moved to {side}"
+    )
+
+
+def _is_row(line: bytes) -> bool:
+    try:
+        Row.model_validate_json(line)
+    except ValidationError:
+        return False
+    return True

@@ -2,8 +2,10 @@
 
 A cell that crashes its process (SIGABRT from a cuDNN load failure, the OOM killer), hangs past
 its timeout or raises still yields a row with the reason; the next cell starts in a fresh
-process. The JSONL file is append-only (flushed and fsynced per row), so an interrupted run
-resumes where it stopped: a cell whose row (same matrix name and cell id) already holds a final
+process, and dies with the runner (even a SIGKILLed one). The JSONL file is append-only
+(flushed and fsynced per row) and written by one runner at a time (a lock beside it); a torn
+last line is set aside before anything is appended. So an interrupted run resumes where it
+stopped: a cell whose row (same matrix name and cell id) already holds a final
 status is skipped. Timeouts are not final: a resumed run retries them. When a cell appears more
 than once (re-runs with resume off), the last line is the current one.
 """
@@ -13,21 +15,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 from rich.markup import escape
 
-from transcription_benchmarks.matrix.rows import Cell, Row, Status, read_rows
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.matrix.rows import Cell, Row, Status, read_rows, set_aside_torn_tail
 from transcription_benchmarks.matrix.spec import Matrix
-from transcription_benchmarks.matrix.worker import one_line
+from transcription_benchmarks.matrix.worker import RUNNER_PID_ENV, one_line
 
 FINAL_STATUSES: frozenset[Status] = frozenset({"ok", "oom", "abort", "error", "unavailable"})
 """Statuses a resumed run does not retry (everything but timeout)."""
@@ -50,6 +56,16 @@ def run_matrix(
     Returns one row per cell, in the matrix's order."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_cell_dirs()
+    with results_lock(out):
+        if torn := set_aside_torn_tail(out):
+            warnings.warn(torn, TornRowWarning, stacklevel=2)
+        return _run_locked(matrix, out, resume=resume, progress=progress, timeout_s=timeout_s)
+
+
+def _run_locked(
+    matrix: Matrix, out: Path, *, resume: bool, progress: bool, timeout_s: float | None
+) -> list[Row]:
     done: dict[str, Row] = {}
     if resume and out.exists():
         for row in read_rows(out):
@@ -83,6 +99,64 @@ def run_matrix(
     return rows
 
 
+class TornRowWarning(UserWarning):
+    """The results file ended in a partial line, now set aside in <out>.torn."""
+
+
+class ResultsLockedError(BenchError):
+    """Another runner is appending to the same results file."""
+
+
+@contextlib.contextmanager
+def results_lock(out: Path) -> Iterator[None]:
+    """One runner per results file: two would run every cell twice, timed while competing for
+    the machine. An advisory lock (flock) on `<out>.lock`, which the kernel drops when its
+    holder dies, so a killed runner never leaves a stale lock; the file names the holder."""
+    import fcntl
+
+    lock_path = out.with_name(out.name + ".lock")
+    with lock_path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ResultsLockedError(
+                f"{out} is being written by {holder}; wait for it to finish, or write to "
+                "another --out"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(
+            f"matrix runner pid {os.getpid()} on {socket.gethostname()} since "
+            f"{datetime.now(UTC).isoformat(timespec='seconds')}\n"
+        )
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+CELL_DIR_PREFIX = "tbench-cell-"
+
+
+def remove_stale_cell_dirs() -> list[Path]:
+    """Cell directories (job, row, stderr) of runners that no longer live: a runner killed
+    with SIGKILL cannot remove its own. Each is named after its runner's pid."""
+    import psutil
+
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{CELL_DIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(CELL_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def run_cell(matrix: str, cell: Cell, *, timeout_s: float | None = None) -> Row:
     """One cell in a fresh worker process, classified by how the process ended."""
     started = datetime.now(UTC)
@@ -90,7 +164,7 @@ def run_cell(matrix: str, cell: Cell, *, timeout_s: float | None = None) -> Row:
         from transcription_benchmarks.matrix.worker import nemo_reason
 
         return _row(matrix, cell, "unavailable", nemo_reason(), started, 0.0)
-    with tempfile.TemporaryDirectory(prefix="tbench-cell-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{CELL_DIR_PREFIX}{os.getpid()}-") as tmp:
         job, result, log = Path(tmp, "job.json"), Path(tmp, "row.json"), Path(tmp, "stderr.txt")
         job.write_text(
             json.dumps({"matrix": matrix, "cell": cell.model_dump(mode="json")}),
@@ -105,6 +179,7 @@ def run_cell(matrix: str, cell: Cell, *, timeout_s: float | None = None) -> Row:
                 stdout=stderr,
                 stderr=stderr,
                 start_new_session=True,  # its own process group: a timeout kills its children too
+                env={**os.environ, RUNNER_PID_ENV: str(os.getpid())},  # it dies with this runner
             )
             try:
                 returncode = process.wait(timeout=timeout_s)

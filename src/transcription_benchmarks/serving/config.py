@@ -17,6 +17,58 @@ from transcription_benchmarks.errors import InvalidOptionError
 CONFIG_FILE = "serving.json"
 
 
+class LimitExceededError(InvalidOptionError):
+    """A request asks for more than this endpoint's limits allow one request."""
+
+
+class RequestLimits(BaseModel):
+    """What one request may ask of a worker. Each default keeps a request of the largest
+    Whisper inside a few GB and a few minutes; raise one in code/serving.json for a workload
+    that needs it. best_of and beam_size multiply the decoder's batch (and memory) per window,
+    fallback temperatures the number of decodes per window, batch_size the windows in flight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_beam_size: int = Field(10, ge=1)
+    max_best_of: int = Field(10, ge=1)
+    max_temperatures: int = Field(10, ge=1, description="fallback temperatures in one request")
+    max_batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(448, ge=1, description="Whisper's decoder holds 448 positions")
+    max_audio_s: float = Field(4 * 3600.0, gt=0, description="seconds of decoded audio")
+    min_chunk_length_s: float = Field(
+        5.0, gt=0, description="shortest chunk_length / chunk_length_s (windows per request)"
+    )
+
+    def check(self, audio_s: float, **asked: float | None) -> None:
+        """asked: beam_size, best_of, temperatures, batch_size, max_new_tokens, chunk_length_s;
+        None for what the request leaves at the engine's default."""
+        problems = []
+        if audio_s > self.max_audio_s:
+            problems.append(
+                f"the audio is {audio_s:.0f} s (limits.max_audio_s = {self.max_audio_s:g})"
+            )
+        for name, value in asked.items():
+            if value is None:
+                continue
+            if name == "chunk_length_s":
+                if value < self.min_chunk_length_s:
+                    problems.append(
+                        f"chunk length {value:g} s (limits.min_chunk_length_s = "
+                        f"{self.min_chunk_length_s:g})"
+                    )
+                continue
+            field = name if name.startswith("max_") else f"max_{name}"
+            limit = getattr(self, field)
+            if value > limit:
+                problems.append(f"{name}={value:g} (limits.{field} = {limit})")
+        if problems:
+            raise LimitExceededError(
+                "over this endpoint's per-request limits: "
+                + "; ".join(problems)
+                + f" (set in code/{CONFIG_FILE})"
+            )
+
+
 class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -28,13 +80,24 @@ class ServingConfig(BaseModel):
     """faster-whisper: 0 lets CTranslate2 choose."""
     dtype: TorchDType | None = None
     """transformers: None gives fp16 on CUDA, fp32 on CPU."""
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+    request_timeout_s: float | None = Field(None, gt=0)
+    """How long one request may run before its worker is ended; None: the model server's
+    response timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT / MMS_DEFAULT_RESPONSE_TIMEOUT)."""
 
     @classmethod
     def read(cls, model_dir: str | Path) -> ServingConfig:
         path = Path(model_dir) / "code" / CONFIG_FILE
         if not path.is_file():
             return cls()
+        return cls.read_file(path)
+
+    @classmethod
+    def read_file(cls, path: str | Path) -> ServingConfig:
+        path = Path(path)
         try:
             return cls.model_validate(json.loads(path.read_text()))
+        except OSError as exc:
+            raise InvalidOptionError(f"cannot read serving config {path}: {exc}") from exc
         except (json.JSONDecodeError, ValidationError) as exc:
             raise InvalidOptionError(f"{path} is not a valid serving config: {exc}") from exc

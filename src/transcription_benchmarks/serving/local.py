@@ -29,9 +29,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from transcription_benchmarks.args import BackendName
+from transcription_benchmarks.audio import find_test_audio
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
 from transcription_benchmarks.serving.config import ServingConfig
+from transcription_benchmarks.serving.handlers.toolkit import MAX_BODY_ENV
 from transcription_benchmarks.serving.package import (
     MODEL_FORMATS,
     PROJECT_ROOT,
@@ -54,11 +56,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 START_TIMEOUT_S = 180.0
 MMS_LIMITS = {
-    # SageMaker's real-time limits, so the local server refuses what SageMaker would.
-    "MMS_MAX_REQUEST_SIZE": str(MAX_REALTIME_BODY_BYTES),
+    # SageMaker's real-time limits, so the local server refuses what SageMaker would. MMS's own
+    # cap sits above the handler's, so an over-size body reaches the handler, whose 413 names
+    # the limit (MMS answers its own 413 with an empty body).
+    "MMS_MAX_REQUEST_SIZE": str(4 * MAX_REALTIME_BODY_BYTES),
+    MAX_BODY_ENV: str(MAX_REALTIME_BODY_BYTES),
     "MMS_MAX_RESPONSE_SIZE": str(MAX_REALTIME_BODY_BYTES),
     "MMS_DEFAULT_RESPONSE_TIMEOUT": "1",  # minutes: SageMaker ends a call after 60 s
 }
+RESPONSE_TIMEOUT_SECONDS_ENV = "MMS_DEFAULT_RESPONSE_TIMEOUT_SECONDS"
 
 
 class LocalEndpointError(BenchError):
@@ -223,11 +229,13 @@ def start_local_endpoint(
     workers: int = 1,
     config: ServingConfig | None = None,
     timeout_s: float = START_TIMEOUT_S,
+    response_timeout_s: int | None = None,
 ) -> LocalServer:
     """Serve `model` locally and wait until /ping says Healthy with the model loaded.
 
     `model` is an unpacked artifact (a directory with code/inference.py: served as it is) or
-    anything models.resolve takes (staged with the backend's inference code, files linked)."""
+    anything models.resolve takes (staged with the backend's inference code, files linked).
+    `response_timeout_s`: MMS's response timeout in seconds (default: SageMaker's 60 s)."""
     _check_java()
     python = endpoint_python()
     url = f"http://{host}:{port}"
@@ -246,6 +254,7 @@ def start_local_endpoint(
         **os.environ,
         **MMS_LIMITS,
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        **({RESPONSE_TIMEOUT_SECONDS_ENV: str(response_timeout_s)} if response_timeout_s else {}),
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
     }
     env.pop("PYTHONPATH", None)
@@ -270,23 +279,32 @@ def start_local_endpoint(
     )
     log.close()
     server = LocalServer(url, process, run_dir, model_dir, cleanup)
+    try:
+        _wait_until_serving(server, timeout_s)
+    except BaseException:  # a failed start, Ctrl-C or SIGTERM while waiting: leave nothing
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_serving(server: LocalServer, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    with LocalEndpoint(url) as probe:
+    with LocalEndpoint(server.url) as probe:
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = server.log_tail()
-                server.stop()
-                raise LocalEndpointError(f"the model server exited ({process.returncode}):\n{tail}")
-            if probe.healthy() and model_loaded(url):
+            if server.process.poll() is not None:
+                raise LocalEndpointError(
+                    f"the model server exited ({server.process.returncode}):\n{server.log_tail()}"
+                )
+            if probe.healthy() and model_loaded(server.url):
                 if (problem := _handler_problem(probe)) is None:
-                    return server
-                tail = server.log_tail()
-                server.stop()
-                raise LocalEndpointError(f"the handler does not serve: {problem}\n{tail}")
+                    return
+                raise LocalEndpointError(
+                    f"the handler does not serve: {problem}\n{server.log_tail()}"
+                )
             time.sleep(0.5)
-    tail = server.log_tail()
-    server.stop()
-    raise LocalEndpointError(f"the model server was not Healthy after {timeout_s:.0f} s:\n{tail}")
+    raise LocalEndpointError(
+        f"the model server was not Healthy after {timeout_s:.0f} s:\n{server.log_tail()}"
+    )
 
 
 def local_url() -> str:
@@ -301,9 +319,16 @@ def predict_local(
 ) -> tuple[list[Segment], TranscriptionInfo]:
     """Transcribe a file (a path or a test-audio name) on the running local endpoint."""
     url = url or local_url()
+    audio = find_test_audio(test_file).read_bytes()
+    if len(audio) > MAX_REALTIME_BODY_BYTES:  # refused here, as predict_aws does, not sent
+        raise LocalEndpointError(
+            f"{test_file} is {len(audio)} bytes; the local endpoint, like a real-time SageMaker "
+            f"endpoint, takes at most {MAX_REALTIME_BODY_BYTES} (6 MB): cut the audio, or use an "
+            "asynchronous SageMaker endpoint (tbench deploy --async)"
+        )
     with LocalEndpoint(url) as endpoint:
         if endpoint.ping() is None:
             raise LocalEndpointError(
                 f"no endpoint answers on {url}: start one with `tbench serve-local`"
             )
-        return predict(endpoint, test_file, params)
+        return predict(endpoint, audio, params)

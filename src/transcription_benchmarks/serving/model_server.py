@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("LOG_LOCATION", str(run_dir / "logs"))
     # MMS keeps its pid file in the temp dir and refuses to start while that pid lives: one
     # temp dir per server keeps servers (and other users' servers) apart.
+    # MMS's frontend names its worker sockets .mms.sock.<port> in the JVM's temp dir, which
+    # follows TEMP (multi-model-server passes it as -Djava.io.tmpdir), not TMPDIR: without it
+    # two servers on one machine share /tmp/.mms.sock.9000 and answer with each other's model.
     (run_dir / "tmp").mkdir(exist_ok=True)
     os.environ["TMPDIR"] = str(run_dir / "tmp")
+    os.environ["TEMP"] = str(run_dir / "tmp")
     # The toolkit imports code/inference.py from the model dir (handler_service.initialize).
     command = mms_command(model_dir, run_dir, args.host, args.port)
     print("starting:", " ".join(command), flush=True)

@@ -16,7 +16,23 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from transcription_benchmarks.decoding import (
+    BatchOptions,
+    ClipWindow,
+    SingleOptions,
+    TranscribeOptions,
+    VadParameters,
+    check_temperatures,
+)
 from transcription_benchmarks.errors import BenchError
+
+__all__ = [
+    "BatchOptions",
+    "ClipWindow",
+    "SingleOptions",
+    "TranscribeOptions",
+    "VadParameters",
+]
 
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 MAX_CUSTOM_ATTRIBUTES_CHARS = 1024
@@ -99,76 +115,16 @@ def decode_params(value: str, *, max_bytes: int = MAX_DECODED_PARAMS_BYTES) -> d
 
 
 # --- Request parameters ------------------------------------------------------------------------
-# Typed after faster-whisper's own keyword arguments (WhisperModel.transcribe and
-# BatchedInferencePipeline.transcribe, faster-whisper 1.2), with the same defaults, so a client
-# without faster-whisper installed still gets names and types checked before anything is sent.
-# tests/test_serving_protocol.py holds these models to the installed signatures; the server
-# also checks every option a request sets against the faster-whisper it runs.
-
-
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _TranscribeOptions(_Options):
-    """The keyword arguments the two faster-whisper transcribe methods share (task aside: it is
-    the request's own field)."""
-
-    language: str | None = None
-    beam_size: int = Field(5, ge=1)
-    best_of: int = Field(5, ge=1)
-    patience: float = Field(1, gt=0)
-    length_penalty: float = 1
-    repetition_penalty: float = Field(1, gt=0)
-    no_repeat_ngram_size: int = Field(0, ge=0)
-    temperature: float | list[float] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    compression_ratio_threshold: float | None = 2.4
-    log_prob_threshold: float | None = -1.0
-    no_speech_threshold: float | None = 0.6
-    condition_on_previous_text: bool = True
-    prompt_reset_on_temperature: float = 0.5
-    initial_prompt: str | list[int] | None = None
-    prefix: str | None = None
-    suppress_blank: bool = True
-    suppress_tokens: list[int] | None = [-1]
-    without_timestamps: bool = False
-    max_initial_timestamp: float = 1.0
-    word_timestamps: bool = False
-    prepend_punctuations: str = "\"'“¿([{-"
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
-    multilingual: bool = False
-    vad_filter: bool = False
-    vad_parameters: dict[str, float | int] | None = None
-    max_new_tokens: int | None = Field(None, ge=1)
-    chunk_length: int | None = Field(None, ge=1)
-    hallucination_silence_threshold: float | None = None
-    hotwords: str | None = None
-    language_detection_threshold: float | None = 0.5
-    language_detection_segments: int = Field(1, ge=1)
-
-
-class SingleOptions(_TranscribeOptions):
-    """WhisperModel.transcribe: sequential 30 s windows, conditioned on the previous text."""
-
-    clip_timestamps: str | list[float] = "0"
-
-
-class ClipWindow(_Options):
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
-
-
-class BatchOptions(_TranscribeOptions):
-    """BatchedInferencePipeline.transcribe: windows decoded `batch_size` at a time; VAD on and
-    timestamps off by default, as in faster-whisper."""
-
-    without_timestamps: bool = True
-    vad_filter: bool = True
-    clip_timestamps: list[ClipWindow] | None = None
-    batch_size: int = Field(8, ge=1)
+# The faster-whisper option types live in transcription_benchmarks.decoding, shared with
+# BenchArgs so that the endpoint and bench() apply the same rules; re-exported here because
+# they are what a client sends.
 
 
 FasterWhisperTask = Literal["transcribe", "detect_language"]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FasterWhisperParams(_Options):
@@ -199,7 +155,7 @@ class TransformersParams(_Options):
 
     task: Literal["transcribe", "translate"] = "transcribe"
     language: str | None = None
-    chunk_length_s: float | None = Field(30.0, gt=0)
+    chunk_length_s: float | None = Field(30.0, gt=0, le=30)
     """Long-form audio is cut into chunks this long (None: the model's own 30 s window only)."""
     batch_size: int = Field(1, ge=1)
     """Chunks decoded together."""
@@ -208,17 +164,26 @@ class TransformersParams(_Options):
     temperature: float | None = Field(None, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)
 
+    @model_validator(mode="after")
+    def _finite(self) -> TransformersParams:
+        check_temperatures(self.temperature)
+        return self
+
 
 ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
 
 
-def parse_params(model: type[ParamsModel], params: Mapping[str, Any] | None) -> ParamsModel:
-    """Validate a params dict; a ParamsError lists every bad field by its dotted name."""
+def parse_params(
+    model: type[ParamsModel], params: Mapping[str, Any] | None, *, where: str | None = None
+) -> ParamsModel:
+    """Validate a params dict; a ParamsError lists every bad field by its dotted name (under
+    `where` when the dict sits inside a larger request)."""
     try:
         return model.model_validate(dict(params or {}))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"
+            f"{'.'.join(str(p) for p in ((where,) if where else ()) + error['loc']) or 'params'}"
+            f": {error['msg']}"
             for error in exc.errors()
         )
         raise ParamsError(f"invalid {model.__name__}: {problems}") from None

@@ -10,10 +10,16 @@ message in a body the client parses, and a worker that stays up for the next req
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import signal
 import tempfile
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,10 +56,14 @@ class RequestRefusedError(BenchError):
 
 @dataclass(frozen=True)
 class AudioRequest:
-    """What input_fn hands to predict_fn: decoded audio and validated parameters."""
+    """What input_fn hands to predict_fn: decoded audio and validated parameters. `legacy`:
+    the request came in the original project's format and is answered in it (serving.legacy);
+    `warnings`: what the answer should tell the client (options dropped on the way)."""
 
     samples: np.ndarray
     params: Any
+    legacy: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -82,6 +92,7 @@ def read_request(
     content_type: str | None,
     context: Any,
     params_model: type[ParamsModel],
+    legacy_format: Any = None,
 ) -> AudioRequest:
     """Body and header -> decoded audio and typed params; RequestRefusedError for anything wrong."""
     if not accepts_audio(content_type):
@@ -104,18 +115,121 @@ def read_request(
             "(MMS_MAX_REQUEST_SIZE); audio over 6 MB needs an asynchronous endpoint",
         )
     header = request_header(context, CUSTOM_ATTRIBUTES_HEADER)
+    legacy, warnings = False, []
     try:
-        params = parse_params(params_model, decode_params(header) if header else None)
+        raw = decode_params(header) if header else None
+        if legacy_format is not None and raw is not None and legacy_format.recognises(raw):
+            params, warnings = legacy_format.convert(raw)
+            legacy = True
+        else:
+            params = parse_params(params_model, raw)
     except ParamsError as exc:
         raise RequestRefusedError(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc)) from exc
-    return AudioRequest(samples=decode_body(input_data), params=params)
+    return AudioRequest(decode_body(input_data), params, legacy=legacy, warnings=warnings)
+
+
+MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
 
 
 def max_body_bytes() -> int:
     """The server's own request cap: SageMaker already holds real-time calls to 6 MB, while an
-    async endpoint raises MMS_MAX_REQUEST_SIZE so large audio staged in S3 gets through."""
-    configured = os.environ.get("MMS_MAX_REQUEST_SIZE", "")
-    return int(configured) if configured.isdigit() else MAX_REALTIME_BODY_BYTES
+    async endpoint raises MMS_MAX_REQUEST_SIZE so large audio staged in S3 gets through. The
+    local endpoint sets TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES below MMS's own cap, so that an
+    over-size body reaches this check and gets a body naming the limit (MMS's 413 has none)."""
+    for name in (MAX_BODY_ENV, "MMS_MAX_REQUEST_SIZE"):
+        configured = os.environ.get(name, "")
+        if configured.isdigit():
+            return int(configured)
+    return MAX_REALTIME_BODY_BYTES
+
+
+def server_response_timeout_s() -> float:
+    """The model server's response timeout, read as MMS 1.1 reads it: a seconds setting when
+    there is one, else minutes (the toolkit writes SAGEMAKER_MODEL_SERVER_TIMEOUT, default 60,
+    into default_response_timeout; MMS_* variables override the properties)."""
+    for name in ("MMS_DEFAULT_RESPONSE_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"):
+        value = os.environ.get(name, "").strip()
+        if value.lstrip("-").isdigit() and int(value) >= 0:
+            return float(value)
+    for name in ("MMS_DEFAULT_RESPONSE_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return 60.0 * int(value)
+    return 60.0 * 60
+
+
+SOFT_DEADLINE = 0.8
+"""Past this share of the timeout a request stops at its next checkpoint (a 504 with a body)."""
+HARD_DEADLINE = 0.9
+"""Past this share the worker ends itself, before the server gives up on it: MMS then starts a
+fresh worker in its place. Left running, a timed-out worker keeps its core and memory while MMS
+starts another beside it, one more per timeout."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    timeout_s: float | None
+    soft_at: float = math.inf
+
+    def check(self) -> None:
+        if time.monotonic() > self.soft_at:
+            raise RequestRefusedError(
+                HTTPStatus.GATEWAY_TIMEOUT,
+                "RequestTimeout",
+                f"the request ran past {SOFT_DEADLINE:.0%} of this endpoint's "
+                f"{self.timeout_s:g} s response timeout and was stopped; send shorter audio or "
+                "cheaper options (request_timeout_s in code/serving.json, or the server's timeout)",
+            )
+
+
+@contextlib.contextmanager
+def request_deadline(timeout_s: float | None, *, kill: bool) -> Iterator[Deadline]:
+    """The request's time budget. `kill` (in a model server's worker): an interval timer whose
+    SIGALRM, left at its default action, ends the process at the hard deadline, whatever holds
+    the GIL (CTranslate2 and torch run long calls in native code, where no Python check runs)."""
+    if timeout_s is None:
+        yield Deadline(None)
+        return
+    armed = kill and threading.current_thread() is threading.main_thread()
+    previous = None
+    if armed:
+        previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, HARD_DEADLINE * timeout_s)
+    try:
+        yield Deadline(timeout_s, time.monotonic() + SOFT_DEADLINE * timeout_s)
+    finally:
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def request_timeout_s(config: Any) -> float:
+    """The budget of one request: the serving config's, within the server's own timeout."""
+    server = server_response_timeout_s()
+    return min(config.request_timeout_s or server, server)
+
+
+def in_model_server(context: Any) -> bool:
+    """model_fn's context is MMS's own in a server worker (tests pass None or a stand-in)."""
+    properties = getattr(context, "system_properties", None)
+    return isinstance(properties, dict) and properties.get("server_name") == "MMS"
+
+
+@contextlib.contextmanager
+def restored_attributes(*objects: Any) -> Iterator[None]:
+    """Put back every attribute of `objects` after a request: libraries keep per-call options
+    on the model (faster-whisper's feature extractor keeps the last chunk_length), which would
+    change the answers of every later request on the worker."""
+    saved = [(obj, dict(vars(obj))) for obj in objects]
+    try:
+        yield
+    finally:
+        for obj, attributes in saved:
+            for name in set(vars(obj)) - set(attributes):
+                delattr(obj, name)
+            for name, value in attributes.items():
+                if vars(obj).get(name, object()) is not value:
+                    setattr(obj, name, value)
 
 
 def decode_body(data: bytes) -> np.ndarray:
@@ -147,9 +261,26 @@ def fail(context: Any, exc: Exception) -> ErrorBody:
     return ErrorBody(status=500, error=type(exc).__name__, message=str(exc))
 
 
-def write_json(prediction: BaseModel, accept: str | None) -> bytes:
-    """output_fn's body: JSON whatever Accept says (the toolkit labels it with Accept; clients
-    ask for application/json, which is all these handlers produce)."""
+def write_json(prediction: BaseModel | bytes, accept: str | None, context: Any = None) -> bytes:
+    """output_fn's body: JSON whatever Accept says, labelled as JSON."""
     if accept and accept not in (JSON_CONTENT_TYPE, "*/*"):
         logger.info("Accept %s asked for; answering %s", accept, JSON_CONTENT_TYPE)
-    return prediction.model_dump_json().encode()
+    label_as_json(context)
+    return prediction if isinstance(prediction, bytes) else prediction.model_dump_json().encode()
+
+
+def label_as_json(context: Any) -> None:
+    """The toolkit's handle() labels every answer with the request's Accept header after
+    output_fn returns (context.set_response_content_type(0, accept)), so a client asking for
+    text/csv got JSON labelled text/csv. The toolkit offers no hook after that call, so the
+    context's setter (one context per worker) is wrapped once to label what is sent."""
+    setter = getattr(context, "set_response_content_type", None)
+    if setter is None or getattr(setter, "labels_json", False):
+        return
+
+    def set_json(idx: int, value: str) -> None:
+        setter(idx, JSON_CONTENT_TYPE)
+
+    set_json.labels_json = True  # type: ignore[attr-defined]
+    context.set_response_content_type = set_json
+    set_json(0, JSON_CONTENT_TYPE)

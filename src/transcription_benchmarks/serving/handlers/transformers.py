@@ -17,14 +17,18 @@ from pydantic import BaseModel
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio.decode import SAMPLE_RATE
 from transcription_benchmarks.backends.transformers import TransformersBackend
+from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import resolve
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.handlers.toolkit import (
     AudioRequest,
     RequestRefusedError,
     fail,
+    in_model_server,
     read_request,
     refuse,
+    request_deadline,
+    request_timeout_s,
     write_json,
 )
 from transcription_benchmarks.serving.protocol import (
@@ -41,6 +45,8 @@ class TransformersService:
     pipeline: Any  # transformers.AutomaticSpeechRecognitionPipeline
     multilingual: bool
     config: ServingConfig
+    kill_on_timeout: bool = False
+    """In a model server's worker: a request past its hard deadline ends the process."""
 
 
 def model_fn(model_dir: str, context: Any = None) -> TransformersService:
@@ -50,7 +56,9 @@ def model_fn(model_dir: str, context: Any = None) -> TransformersService:
     backend.check_installed()
     args = BenchArgs(backend="transformers", device=config.device, dtype=config.dtype)
     loaded = backend.load(model, args, backend.resolve_device(config.device))
-    return TransformersService(loaded.pipeline, loaded.multilingual, config)
+    return TransformersService(
+        loaded.pipeline, loaded.multilingual, config, kill_on_timeout=in_model_server(context)
+    )
 
 
 def input_fn(input_data: bytes | None, content_type: str, context: Any = None):
@@ -67,6 +75,9 @@ def predict_fn(data: AudioRequest | ErrorBody, model: TransformersService, conte
         return transcribe(model, data)
     except RequestRefusedError as exc:
         return refuse(context, exc)
+    except InvalidOptionError as exc:  # over a limit (LimitExceededError) or a bad value
+        error = "LimitExceeded" if type(exc).__name__ == "LimitExceededError" else "InvalidOption"
+        return refuse(context, RequestRefusedError(HTTPStatus.BAD_REQUEST, error, str(exc)))
     except ValueError as exc:  # the pipeline's refusal of a value, e.g. an unknown language
         return refuse(
             context, RequestRefusedError(HTTPStatus.BAD_REQUEST, "InvalidOption", str(exc))
@@ -76,7 +87,7 @@ def predict_fn(data: AudioRequest | ErrorBody, model: TransformersService, conte
 
 
 def output_fn(prediction: BaseModel, accept: str, context: Any = None) -> bytes:
-    return write_json(prediction, accept)
+    return write_json(prediction, accept, context)
 
 
 def generate_kwargs(params: TransformersParams, multilingual: bool) -> dict[str, Any]:
@@ -109,6 +120,13 @@ def generate_kwargs(params: TransformersParams, multilingual: bool) -> dict[str,
 
 def transcribe(model: TransformersService, request: AudioRequest) -> Prediction:
     params: TransformersParams = request.params
+    model.config.limits.check(
+        request.duration_s,
+        beam_size=params.num_beams,
+        batch_size=params.batch_size,
+        max_new_tokens=params.max_new_tokens,
+        chunk_length_s=params.chunk_length_s,
+    )
     kwargs = generate_kwargs(params, model.multilingual)
     call: dict[str, Any] = {
         "return_timestamps": params.return_timestamps,
@@ -117,9 +135,12 @@ def transcribe(model: TransformersService, request: AudioRequest) -> Prediction:
     if params.chunk_length_s is not None:
         call["chunk_length_s"] = params.chunk_length_s
     started = time.perf_counter()
-    output = model.pipeline(
-        {"raw": request.samples, "sampling_rate": SAMPLE_RATE}, generate_kwargs=kwargs, **call
-    )
+    # No checkpoint inside the pipeline's call: the hard deadline is what bounds it.
+    with request_deadline(request_timeout_s(model.config), kill=model.kill_on_timeout) as deadline:
+        output = model.pipeline(
+            {"raw": request.samples, "sampling_rate": SAMPLE_RATE}, generate_kwargs=kwargs, **call
+        )
+        deadline.check()
     processing_s = time.perf_counter() - started
     duration = request.duration_s
     segments = [
