@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from tests.conftest import JFK_TEXT
 
 
@@ -110,3 +111,51 @@ def test_ignored_option_warning_is_shown(jfk):
     )
     assert done.returncode == 0, done.stderr
     assert "warning: faster-whisper ignores option(s): dtype" in done.stderr
+
+
+def test_token_ids_outside_the_vocabulary_are_an_error_not_a_crash(jfk):
+    # CTranslate2 used to read these as embedding indices and die with SIGSEGV (exit 139).
+    done = tbench(
+        "bench",
+        "-f",
+        str(jfk),
+        "--warmup",
+        "0",
+        "-n",
+        "1",
+        "--transcribe-option",
+        "initial_prompt=[999999]",
+    )
+    assert done.returncode == 2, done.stderr
+    assert "initial_prompt token ids [999999] are outside the vocabulary" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--temperature", "nan", "temperature"),
+        (
+            "--transcribe-option",
+            'vad_parameters={"treshold": 0.3}',
+            "transcribe_options.vad_parameters.treshold",
+        ),
+        ("--transcribe-option", "clip_timestamps=[4.0, 1.0]", "transcribe_options.clip_timestamps"),
+    ],
+    ids=["nan-temperature", "vad-key", "clip-order"],
+)
+def test_bad_decoding_values_are_refused_by_name(jfk, option, value, named):
+    done = tbench("bench", "-f", str(jfk), option, value)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr
+
+
+def test_unwritable_outputs_fail_before_the_model_loads(jfk, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = tbench("bench", "-f", str(jfk), "--json", str(blocker / "result.json"))
+    assert done.returncode == 2
+    assert f"--json {blocker / 'result.json'} is not writable" in done.stderr
+    assert "x real time" not in done.stdout  # nothing ran
+    done = tbench("matrix", "cpu", "--out", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr
+    assert not list(tmp_path.glob("*.lock"))

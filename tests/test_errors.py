@@ -140,7 +140,7 @@ def test_backend_not_installed_names_the_extra(jfk, tmp_path):
     [
         ({"beam_size": 0}, "beam_size"),
         ({"batch_size": -1}, "batch_size"),
-        ({"temperature": -0.5}, "temperature must be >= 0"),
+        ({"temperature": -0.5}, "temperature must be finite and >= 0"),
         ({"temperature": []}, "temperature list is empty"),
         ({"compute_type": "int4"}, "compute_type"),
         ({"dtype": "fp8"}, "dtype"),
@@ -232,3 +232,17 @@ def test_missing_cuda_library_becomes_an_actionable_error():
         raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
     with pytest.raises(RuntimeError, match="unrelated"), explain_cuda_library_errors():
         raise RuntimeError("unrelated failure")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, [0.0, float("nan")]])
+def test_temperatures_must_be_finite_and_non_negative(value):
+    with pytest.raises(InvalidOptionError, match="temperature"):
+        BenchArgs.build(temperature=value)
+
+
+def test_transcribe_options_follow_the_endpoints_rules(jfk):
+    args = BenchArgs(
+        test_file=str(jfk), transcribe_options={"vad_parameters": {"treshold": 0.2}}, **FAST
+    )
+    with pytest.raises(InvalidOptionError, match=r"transcribe_options\.vad_parameters\.treshold"):
+        bench(PACKAGED_ID, args)

@@ -1,0 +1,152 @@
+"""The matrix runner against what kills or races it: a torn last line and a resume, a runner
+killed with SIGKILL while its worker runs, two runners on one results file. Real runner and
+worker processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from transcription_benchmarks.matrix.rows import Cell, read_rows, set_aside_torn_tail
+from transcription_benchmarks.matrix.runner import (
+    ResultsLockedError,
+    TornRowWarning,
+    remove_stale_cell_dirs,
+    results_lock,
+    run_matrix,
+)
+from transcription_benchmarks.matrix.spec import Matrix
+
+TESTS = Path(__file__).resolve().parent
+FAILING = Cell(model="python:matrix_cells:raise_error", label="raise")
+ABORTING = Cell(model="python:matrix_cells:abort", label="abort")
+
+
+@pytest.fixture
+def cells_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+
+
+@pytest.mark.usefixtures("cells_importable")
+def test_a_torn_last_line_is_set_aside_before_a_resume_appends(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    matrix = Matrix(name="torn", cells=[FAILING, ABORTING])
+    run_matrix(Matrix(name="torn", cells=[FAILING]), out, progress=False)
+    whole = out.read_text()
+    fragment = '{"schema_version":1,"matrix":"torn","cell_id":"abc","cell":{"mod'
+    out.write_text(whole + fragment)  # a run killed mid-write: no newline, half a row
+
+    with pytest.warns(TornRowWarning, match=r"moved to .*rows\.jsonl\.torn"):
+        rows = run_matrix(matrix, out, progress=False)
+    assert [r.status for r in rows] == ["error", "abort"]
+    assert out.read_text().startswith(whole)  # the earlier row untouched
+    assert [r.status for r in read_rows(out)] == ["error", "abort"]  # every line a row
+    assert (tmp_path / "rows.jsonl.torn").read_text() == fragment + "\n"
+
+    # One more resume: nothing to run, nothing torn, the file still reads.
+    again = run_matrix(matrix, out, progress=False)
+    assert again == rows
+    assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.usefixtures("cells_importable")
+def test_a_file_glued_by_an_earlier_resume_still_reads(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    run_matrix(Matrix(name="glued", cells=[FAILING, ABORTING]), out, progress=False)
+    first, second = out.read_text().splitlines()
+    out.write_text(first + "\n" + '{"schema_version":1,"mat' + second + "\n")  # as v0.1 wrote it
+    with pytest.warns(UserWarning, match="torn fragment precedes a row"):
+        rows = read_rows(out)
+    assert [r.status for r in rows] == ["error", "abort"]
+    # ...and as the last line, set aside without losing its row.
+    assert set_aside_torn_tail(out) is not None
+    assert [r.status for r in read_rows(out)] == ["error", "abort"]
+    assert (tmp_path / "rows.jsonl.torn").read_text() == '{"schema_version":1,"mat\n'
+
+
+def test_a_second_runner_on_the_same_file_is_refused(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    matrix = Matrix(name="locked", cells=[FAILING])
+    with results_lock(out):
+        with pytest.raises(ResultsLockedError, match=rf"matrix runner pid {os.getpid()}"):
+            run_matrix(matrix, out, progress=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "transcription_benchmarks", "matrix", "cpu", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2
+    assert f"is being written by matrix runner pid {os.getpid()}" in done.stderr
+    assert not out.exists() or not out.read_text()  # the refused runner wrote nothing
+
+
+def test_a_runner_killed_with_sigkill_takes_its_worker_along(tmp_path):
+    matrix_file = tmp_path / "m.toml"
+    matrix_file.write_text('name = "killed"\n[[cells]]\nmodel = "python:matrix_cells:sleep"\n')
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "transcription_benchmarks",
+            "matrix",
+            str(matrix_file),
+            "--out",
+            str(tmp_path / "rows.jsonl"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        worker = _wait_for_worker(runner.pid)
+        cell_dirs = list(Path(tempfile.gettempdir()).glob(f"tbench-cell-{runner.pid}-*"))
+        assert cell_dirs, "the cell's directory is named after its runner"
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        gone, _ = psutil.wait_procs([worker], timeout=10)
+        assert gone, "the worker outlived its runner"
+    finally:
+        runner.kill()
+    assert all(d.exists() for d in cell_dirs)  # nothing could remove them at SIGKILL...
+    removed = remove_stale_cell_dirs()  # ...the next runner does
+    assert set(cell_dirs) <= set(removed)
+    assert not any(d.exists() for d in cell_dirs)
+
+
+def _wait_for_worker(runner_pid: int, timeout_s: float = 60) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in psutil.Process(runner_pid).children(recursive=True):
+            if "transcription_benchmarks.matrix.worker" in " ".join(child.cmdline()):
+                return child
+        time.sleep(0.2)
+    raise AssertionError("no worker started")
+
+
+def test_rows_of_a_torn_file_written_before_this_version_keep_their_content(tmp_path):
+    # A whole last row that only lost its newline is kept, and gets its newline back.
+    out = tmp_path / "rows.jsonl"
+    row = {
+        "schema_version": 1,
+        "matrix": "m",
+        "cell_id": "x",
+        "cell": {"model": "tiny.en"},
+        "status": "error",
+        "reason": "r",
+    }
+    out.write_text(json.dumps(row))
+    assert set_aside_torn_tail(out) is None
+    assert out.read_text().endswith("\n")
+    assert read_rows(out)[0].reason == "r"
