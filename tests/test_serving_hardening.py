@@ -12,11 +12,12 @@ from typing import Any
 
 import brotli
 import pytest
-from tests.test_serving_handlers import (  # noqa: F401 - transformers_service is a fixture
+from tests.test_serving_handlers import (  # noqa: F401 - fixtures
     MmsContext,
     _call,
     _with_params,
     _words,
+    faster_whisper_service,
     transformers_service,
 )
 
@@ -26,6 +27,7 @@ from transcription_benchmarks.serving.handlers import faster_whisper as fw
 from transcription_benchmarks.serving.handlers import transformers as hf
 from transcription_benchmarks.serving.handlers.toolkit import (
     label_as_json,
+    request_timeout_s,
     server_response_timeout_s,
 )
 from transcription_benchmarks.serving.protocol import (
@@ -38,7 +40,9 @@ JFK_TEXT = "ask not what your country can do for you"
 
 # The original project's option models, dumped whole as its client sent them (every default,
 # `task` inside; VadOptions' infinite max_speech_duration_s is not among these defaults).
-ORIGINAL_SINGLE_DEFAULTS: dict[str, Any] = {
+PREPEND = "\"'“¿([{-"
+APPEND = "\"'.。,，!！?？:：”)]}、"
+_ORIGINAL_SHARED: dict[str, Any] = {
     "language": None,
     "task": "transcribe",
     "beam_size": 5,
@@ -52,55 +56,37 @@ ORIGINAL_SINGLE_DEFAULTS: dict[str, Any] = {
     "log_prob_threshold": -1.0,
     "log_prob_low_threshold": None,
     "no_speech_threshold": 0.6,
-    "condition_on_previous_text": True,
-    "prompt_reset_on_temperature": 0.5,
     "initial_prompt": None,
     "prefix": None,
     "suppress_blank": True,
     "suppress_tokens": [-1],
+    "prepend_punctuations": PREPEND,
+    "append_punctuations": APPEND,
+    "max_new_tokens": None,
+    "hotwords": None,
+    "word_timestamps": False,
+}
+ORIGINAL_SINGLE_DEFAULTS: dict[str, Any] = {
+    **_ORIGINAL_SHARED,
+    "condition_on_previous_text": True,
+    "prompt_reset_on_temperature": 0.5,
     "without_timestamps": False,
     "max_initial_timestamp": 1.0,
-    "word_timestamps": False,
-    "prepend_punctuations": "\"'“¿([{-",
-    "append_punctuations": "\"'.。,，!！?？:：”)]}、",
     "multilingual": False,
     "output_language": None,
     "vad_filter": False,
     "vad_parameters": None,
-    "max_new_tokens": None,
     "chunk_length": None,
     "clip_timestamps": "0",
     "hallucination_silence_threshold": None,
-    "hotwords": None,
     "language_detection_threshold": None,
     "language_detection_segments": 1,
 }
 ORIGINAL_BATCH_DEFAULTS: dict[str, Any] = {
+    **_ORIGINAL_SHARED,
     "batch_size": 16,
     "vad_segments": None,
-    "language": None,
-    "task": "transcribe",
     "log_progress": False,
-    "beam_size": 5,
-    "best_of": 5,
-    "patience": 1,
-    "length_penalty": 1,
-    "repetition_penalty": 1,
-    "no_repeat_ngram_size": 0,
-    "temperature": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-    "compression_ratio_threshold": 2.4,
-    "log_prob_threshold": -1.0,
-    "log_prob_low_threshold": None,
-    "no_speech_threshold": 0.6,
-    "initial_prompt": None,
-    "prefix": None,
-    "suppress_blank": True,
-    "suppress_tokens": [-1],
-    "prepend_punctuations": "\"'“¿([{-",
-    "append_punctuations": "\"'.。,，!！?？:：”)]}、",
-    "max_new_tokens": None,
-    "hotwords": None,
-    "word_timestamps": False,
     "without_timestamps": True,
 }
 ORIGINAL_TRANSCRIPTION_OPTIONS = [
@@ -146,10 +132,8 @@ def _raw_context(header: str) -> MmsContext:
 
 
 @pytest.fixture(scope="module")
-def service():
-    from transcription_benchmarks.models import resolve
-
-    return fw.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
+def service(faster_whisper_service):  # noqa: F811 - the fixture, by name
+    return faster_whisper_service
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +267,10 @@ def test_the_deadline_follows_the_servers_timeout(monkeypatch):
     assert server_response_timeout_s() == 60
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", "7")
     assert server_response_timeout_s() == 7  # seconds win over minutes, as in MMS
+    monkeypatch.setenv("TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S", "5")
+    assert request_timeout_s(ServingConfig()) == 5  # deploy's real-time budget
+    assert request_timeout_s(ServingConfig(request_timeout_s=3)) == 3  # the artifact's own
+    assert request_timeout_s(ServingConfig(request_timeout_s=30)) == 7  # never past the server
 
 
 @pytest.fixture(scope="module")
@@ -403,3 +391,11 @@ def test_transformers_refuses_a_tiny_chunk_length(transformers_service, jfk_byte
     refusal = ErrorBody.model_validate_json(answer)
     assert (refusal.status, refusal.error) == (400, "LimitExceeded")
     assert "limits.min_chunk_length_s" in refusal.message
+
+
+def test_serving_config_file_round_trips(tmp_path):
+    # serve-local --config reads what `package` writes into code/serving.json.
+    path = tmp_path / "serving.json"
+    path.write_text(json.dumps({"limits": {"max_best_of": 2}, "request_timeout_s": 30}))
+    read = ServingConfig.read_file(path)
+    assert (read.limits.max_best_of, read.request_timeout_s) == (2, 30)

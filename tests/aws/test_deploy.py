@@ -84,6 +84,7 @@ def test_deploy_creates_model_config_and_endpoint_then_teardown_removes_them(
     assert int(env["MMS_MAX_REQUEST_SIZE"]) > 6 * 1024 * 1024
     assert int(env["MMS_MAX_RESPONSE_SIZE"]) > 0
     assert env["MMS_DEFAULT_RESPONSE_TIMEOUT"] == "60"  # minutes: an hour for async requests
+    assert "TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S" not in env  # async: the hour holds
 
     config = sagemaker.describe_endpoint_config(EndpointConfigName=name)
     (variant,) = config["ProductionVariants"]
@@ -134,6 +135,8 @@ def test_realtime_deploy_of_an_s3_artifact_has_no_async_config(aws: str) -> None
     assert container["Image"] == inference_image(REGION, gpu=False)
     assert container["ModelDataUrl"] == "s3://artifacts/m/model.tar.gz"
     assert "SAGEMAKER_SUBMIT_DIRECTORY" not in container["Environment"]
+    # Real-time: the worker ends a request at SageMaker's own 60 s, not at MMS's hour.
+    assert container["Environment"]["TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S"] == "60"
     # Nothing was staged: the artifact was already in S3.
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]] == [
         "m/model.tar.gz"

@@ -12,6 +12,7 @@ The tests see only serving.client.EndpointClient, so both targets run the same c
 from __future__ import annotations
 
 import os
+import socket
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,18 @@ def endpoint(
 @pytest.fixture(scope="session")
 def jfk_bytes(jfk: Path) -> bytes:
     return jfk.read_bytes()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports in 8081-8099 nothing listens on (MMS refuses some high ports: "Invalid port")."""
+    free = []
+    for candidate in range(8081, 8100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        free.append(candidate)
+        if len(free) == count:
+            return free
+    pytest.skip(f"no {count} free port(s) in 8081-8099")

@@ -218,6 +218,8 @@ def test_body_over_the_realtime_limit_is_413(endpoint, jfk_bytes):
         pytest.skip("the SageMaker client refuses bodies over 6 MB before sending them")
     response = endpoint.invoke(jfk_bytes * (MAX_REALTIME_BODY_BYTES // len(jfk_bytes) + 1))
     assert response.status == 413
+    error = ErrorBody.model_validate_json(response.body)  # a body naming the limit, not empty
+    assert error.error == "BodyTooLarge" and str(MAX_REALTIME_BODY_BYTES) in error.message
     _answers_jfk(endpoint, jfk_bytes)
 
 
@@ -243,3 +245,110 @@ def test_cli_predict_local_prints_the_transcript(endpoint, jfk):
     assert done.returncode == 0, done.stderr
     assert JFK_TEXT in _words(done.stdout)
     assert "BatchedInferencePipeline" in done.stderr
+
+
+# --- hardening (issue 12): each numbered item of the adversarial run ----------------------------
+
+
+def test_1_one_request_cannot_ask_past_the_limits(endpoint, jfk_bytes):
+    params = {"single": {"best_of": 1000, "temperature": 1.0}}
+    error = _refused(endpoint, 400, body=jfk_bytes, params=params)
+    assert error.error == "LimitExceeded"
+    assert "best_of=1000 (limits.max_best_of = 10)" in error.message
+    _answers_jfk(endpoint, jfk_bytes)
+
+
+def test_3_a_request_leaves_later_answers_unchanged(endpoint, jfk_bytes):
+    plain = {"single": {"temperature": 0.0}}
+    before = [s.text for s in predict(endpoint, jfk_bytes, plain)[0]]
+    cut = [s.text for s in predict(endpoint, jfk_bytes, {"single": {"chunk_length": 5}})[0]]
+    after = [s.text for s in predict(endpoint, jfk_bytes, plain)[0]]
+    assert cut != before  # the option took effect on its own request...
+    assert after == before  # ...and on no later one
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"single": {"initial_prompt": [999999]}}, "outside the vocabulary"),
+        ({"single": {"initial_prompt": [-1]}}, "single.initial_prompt"),
+        ({"single": {"temperature": -1}}, "single.temperature"),
+        ({"single": {"vad_filter": True, "vad_parameters": {"treshold": 0.2}}}, "treshold"),
+        ({"batch": {"clip_timestamps": [{"start": 5, "end": 2}]}}, "must end after it starts"),
+        ({"single": {"clip_timestamps": [5.0, 2.0]}}, "clip_timestamps must increase"),
+    ],
+    ids=["4-vocabulary", "9-negative-id", "9-negative-t", "9-vad-key", "9-windows", "9-clips"],
+)
+def test_4_9_bad_values_are_400_not_a_crash_or_500(endpoint, jfk_bytes, params, named):
+    error = _refused(endpoint, 400, body=jfk_bytes, params=params)
+    assert named in error.message
+    _answers_jfk(endpoint, jfk_bytes)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity"])
+def test_9_non_finite_temperatures_are_400(endpoint, jfk_bytes, token):
+    import base64
+
+    import brotli
+
+    raw = '{"single": {"temperature": TOKEN}}'.replace("TOKEN", token).encode()
+    header = base64.b64encode(brotli.compress(raw)).decode()
+    error = _refused(endpoint, 400, body=jfk_bytes, custom_attributes=header)
+    assert "single.temperature" in error.message
+    _answers_jfk(endpoint, jfk_bytes)
+
+
+def test_10_the_answer_is_labelled_as_what_is_sent(endpoint, jfk_bytes):
+    if not isinstance(endpoint, LocalEndpoint):
+        pytest.skip("sends its own Accept header over HTTP")
+    import httpx
+
+    response = httpx.post(
+        f"{endpoint.url}/invocations",
+        content=jfk_bytes,
+        headers={"Content-Type": "audio/flac", "Accept": "text/csv"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert JFK_TEXT in _words(response.json()["segments"][0]["text"])
+
+
+def _original_request(endpoint, audio: bytes, model_args: dict):
+    from tests.test_serving_hardening import original_header
+
+    return endpoint.invoke(
+        audio, content_type="audio/x-audio", custom_attributes=original_header(model_args)
+    )
+
+
+def test_11_a_client_of_the_original_endpoint_works_unchanged(endpoint, jfk_bytes):
+    from tests.test_serving_hardening import (
+        ORIGINAL_BATCH_DEFAULTS,
+        ORIGINAL_SINGLE_DEFAULTS,
+        ORIGINAL_TRANSCRIPTION_OPTIONS,
+    )
+
+    single = {"task": "transcribe", "single_params": ORIGINAL_SINGLE_DEFAULTS, "batch_params": None}
+    response = _original_request(endpoint, jfk_bytes, single)
+    assert response.ok, response.body
+    segments, info = response.json()  # what the original client did with the answer
+    assert JFK_TEXT in _words(" ".join(s["text"] for s in segments))
+    assert set(ORIGINAL_TRANSCRIPTION_OPTIONS) <= set(info["transcription_options"])
+    assert "all_language_probs" in info and "vad_options" in info
+    assert info["warnings"]  # the original-only options it dropped
+
+    batch = {"task": "transcribe", "single_params": None, "batch_params": ORIGINAL_BATCH_DEFAULTS}
+    segments, info = _original_request(endpoint, jfk_bytes, batch).json()
+    assert JFK_TEXT in _words(" ".join(s["text"] for s in segments))
+    assert info["vad_options"] is not None
+
+    detect = {"task": "detect_language", "single_params": None, "batch_params": None}
+    segments, info = _original_request(endpoint, jfk_bytes, detect).json()
+    assert segments == [] and info["language"] == "en"
+
+    bad = {"single_params": {**ORIGINAL_SINGLE_DEFAULTS, "output_language": "fr"}}
+    refused = _original_request(endpoint, jfk_bytes, bad)
+    assert refused.status == 400
+    assert "output_language='fr'" in error_message(refused.body)
+    _answers_jfk(endpoint, jfk_bytes)  # and today's format is as it was

@@ -5,10 +5,10 @@ instead of being called ready (MMS's /ping stays Healthy in that case)."""
 from __future__ import annotations
 
 import re
-import socket
 
 import psutil
 import pytest
+from tests.endpoint.conftest import free_ports
 
 from transcription_benchmarks.serving.client import LocalEndpoint, predict
 from transcription_benchmarks.serving.config import ServingConfig
@@ -22,14 +22,7 @@ JFK_TEXT = "ask not what your country can do for you"
 def port(endpoint_target: str) -> int:
     if endpoint_target != "local":
         pytest.skip("tests of the local launcher")
-    for candidate in range(8081, 8100):  # MMS refuses some high ports ("Invalid port number")
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return candidate
-    pytest.skip("no free port in 8081-8099")
+    return free_ports(1)[0]
 
 
 def test_serves_on_loopback_and_stops_every_process(port, jfk):

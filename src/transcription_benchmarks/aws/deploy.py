@@ -30,6 +30,7 @@ from transcription_benchmarks.aws.session import (
     resolve_role,
     upload,
 )
+from transcription_benchmarks.serving.handlers.toolkit import REQUEST_TIMEOUT_ENV
 
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 INFERENCE_AMI_VERSION = "al2-ami-sagemaker-inference-gpu-2"
@@ -45,6 +46,8 @@ MAX_RESPONSE_BYTES = 100_000_000
 RESPONSE_TIMEOUT_MIN = 60
 """MMS_DEFAULT_RESPONSE_TIMEOUT, in minutes (MMS's WorkerThread polls in minutes, whatever its
 docs say; awslabs/multi-model-server#1019): async requests may run up to an hour."""
+REALTIME_INVOCATION_TIMEOUT_S = 60
+"""SageMaker's limit on one real-time invocation."""
 CONTAINER_STARTUP_TIMEOUT_S = 1200
 """The handler pip-installs this package at start-up; SageMaker's default health-check wait can
 run out first on a cold GPU host."""
@@ -233,6 +236,10 @@ def deploy_endpoint(
         "MMS_MAX_RESPONSE_SIZE": str(MAX_RESPONSE_BYTES),
         "MMS_DEFAULT_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT_MIN),
     }
+    if not asynchronous:
+        # SageMaker answers a real-time caller after 60 s whatever the worker does; the worker
+        # ends a request at that budget too instead of decoding on for MMS's hour.
+        env[REQUEST_TIMEOUT_ENV] = str(REALTIME_INVOCATION_TIMEOUT_S)
     if source is not None:
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = "/opt/ml/model/code"
     env.update(environment or {})

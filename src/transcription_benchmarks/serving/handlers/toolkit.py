@@ -195,6 +195,12 @@ def request_deadline(timeout_s: float | None, *, kill: bool) -> Iterator[Deadlin
     if armed:
         previous = signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, HARD_DEADLINE * timeout_s)
+        logger.info(
+            "request budget %.1f s: stopped at %.1f s, worker ended at %.1f s",
+            timeout_s,
+            SOFT_DEADLINE * timeout_s,
+            HARD_DEADLINE * timeout_s,
+        )
     try:
         yield Deadline(timeout_s, time.monotonic() + SOFT_DEADLINE * timeout_s)
     finally:
@@ -203,10 +209,21 @@ def request_deadline(timeout_s: float | None, *, kill: bool) -> Iterator[Deadlin
             signal.signal(signal.SIGALRM, previous)
 
 
+REQUEST_TIMEOUT_ENV = "TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S"
+
+
 def request_timeout_s(config: Any) -> float:
-    """The budget of one request: the serving config's, within the server's own timeout."""
+    """The budget of one request: the serving config's, else $TRANSCRIPTION_BENCHMARKS_REQUEST_
+    TIMEOUT_S (deploy sets SageMaker's 60 s on real-time endpoints), within the server's own
+    response timeout (which MMS also applies to loading the model, so it is often longer)."""
     server = server_response_timeout_s()
-    return min(config.request_timeout_s or server, server)
+    configured = config.request_timeout_s
+    if configured is None and (value := os.environ.get(REQUEST_TIMEOUT_ENV, "").strip()):
+        try:
+            configured = float(value)
+        except ValueError:
+            logger.warning("%s=%r is not a number of seconds; ignored", REQUEST_TIMEOUT_ENV, value)
+    return min(configured or server, server)
 
 
 def in_model_server(context: Any) -> bool:
