@@ -154,7 +154,7 @@ def test_unwritable_outputs_fail_before_the_model_loads(jfk, tmp_path):
     blocker.write_text("")
     done = tbench("bench", "-f", str(jfk), "--json", str(blocker / "result.json"))
     assert done.returncode == 2
-    assert f"--json {blocker / 'result.json'} is not writable" in done.stderr
+    assert f"--json {blocker / 'result.json'} is not writable: {blocker} is a file" in done.stderr
     assert "x real time" not in done.stdout  # nothing ran
     done = tbench("matrix", "cpu", "--out", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr

@@ -56,6 +56,11 @@ def check_writable(path: Path | None, flag: str) -> None:
         return
     if path.is_dir():
         raise InvalidOptionError(f"{flag} {path} is a directory, not a file")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise InvalidOptionError(
+            f"{flag} {path} is not writable: {blocked} is a file, not a folder"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()

@@ -106,13 +106,13 @@ def read_request(
         input_data = input_data.encode("utf-8", "surrogateescape")
     if not input_data:
         raise RequestRefusedError(HTTPStatus.BAD_REQUEST, "EmptyBody", "the request body is empty")
-    limit = max_body_bytes()
+    limit, source = body_limit()
     if len(input_data) > limit:
         raise RequestRefusedError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "BodyTooLarge",
             f"the request body is {len(input_data)} bytes; this endpoint accepts at most {limit} "
-            "(MMS_MAX_REQUEST_SIZE); audio over 6 MB needs an asynchronous endpoint",
+            f"({source}); audio over 6 MB needs an asynchronous endpoint",
         )
     header = request_header(context, CUSTOM_ATTRIBUTES_HEADER)
     legacy, warnings = False, []
@@ -136,11 +136,16 @@ def max_body_bytes() -> int:
     async endpoint raises MMS_MAX_REQUEST_SIZE so large audio staged in S3 gets through. The
     local endpoint sets TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES below MMS's own cap, so that an
     over-size body reaches this check and gets a body naming the limit (MMS's 413 has none)."""
+    return body_limit()[0]
+
+
+def body_limit() -> tuple[int, str]:
+    """The request cap in bytes and where it comes from (for the 413's message)."""
     for name in (MAX_BODY_ENV, "MMS_MAX_REQUEST_SIZE"):
         configured = os.environ.get(name, "")
         if configured.isdigit():
-            return int(configured)
-    return MAX_REALTIME_BODY_BYTES
+            return int(configured), name
+    return MAX_REALTIME_BODY_BYTES, "SageMaker's real-time limit"
 
 
 def server_response_timeout_s() -> float:
