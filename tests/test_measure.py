@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 import time
 
 import pytest
@@ -61,10 +62,15 @@ def test_memory_sampler_sees_an_allocation_inside_it():
 
 
 def test_fingerprint_names_versions():
+    from importlib.metadata import version
+
+    import torch
+
     env = fingerprint()
-    assert env.packages["faster-whisper"] is not None
-    assert env.cpu_count and env.cpu_count >= 1
-    assert env.model_dump()["cuda_runtime"] is None or isinstance(env.cuda_runtime, str)
+    assert env.packages["faster-whisper"] == version("faster-whisper")
+    assert env.packages["torch"] == version("torch")
+    assert env.cpu_count == os.cpu_count()
+    assert env.cuda_runtime == torch.version.cuda  # None for this project's CPU torch
 
 
 class FakeNvml:
