@@ -252,12 +252,17 @@ def test_thresholds_pass_and_fail(rows: list[Row], tmp_path: Path):
     passing = _toml(tmp_path, "[default]\nmax_wer = 0.5\nmax_peak_vram_mb = 100\n")
     assert check_thresholds(rows, passing) == []
     ok_rows = [row for row in rows if row.status == "ok"]
-    assert check_thresholds(ok_rows, _toml(tmp_path, "[default]\nmin_speed = 1\n", "s.toml")) == []
+    # A bound below what these very runs measured, so a loaded machine cannot fail it.
+    below = 0.5 * min(row.result.speed for row in ok_rows if row.result)
+    assert (
+        check_thresholds(ok_rows, _toml(tmp_path, f"[default]\nmin_speed = {below}\n", "s.toml"))
+        == []
+    )
 
     failing = load_thresholds(
         _toml(
             tmp_path,
-            '[default]\nmin_speed = 1\n\n[[cell]]\nlabel = "greedy"\nmin_speed = 10000\n\n'
+            f'[default]\nmin_speed = {below}\n\n[[cell]]\nlabel = "greedy"\nmin_speed = 10000\n\n'
             '[[cell]]\nmodel = "Systran/faster-whisper-tiny.en"\ntest_file = "short.flac"\n'
             "max_wer = 0.5\n",
             "fail.toml",
@@ -312,7 +317,10 @@ def test_cli_report_check_compare(jsonl: Path, rows: list[Row], tmp_path: Path):
     assert (out / "speed_vs_wer.png").read_bytes()[:8] == PNG_MAGIC
 
     passing = _toml(tmp_path, "[default]\nmax_wer = 0.5\n", "pass.toml")
-    failing = _toml(tmp_path, "[default]\nmin_speed = 1\n", "fail.toml")
+    below = 0.5 * min(row.result.speed for row in rows if row.status == "ok" and row.result)
+    failing = _toml(
+        tmp_path, f"[default]\nmin_speed = {below}\n", "fail.toml"
+    )  # only non-runs fail
     assert _tbench("check", jsonl, "--thresholds", passing).returncode == 0
     done = _tbench("check", jsonl, "--thresholds", failing)
     assert done.returncode == 1

@@ -59,11 +59,36 @@ def _text(segments: list) -> str:
 
 
 def test_async_predict_goes_through_s3_and_returns_the_typed_result(
-    aws: str, jfk: Path, answers: HandlerAnswers
+    aws: str, jfk: Path, answers: HandlerAnswers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint = _deploy(asynchronous=True)
     queue_results(aws, "async-endpoint-results", [{"data": answers.transcription.decode()}])
+    received: dict[str, Any] = {}
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        # What SageMaker would get: the call's parameters, and the object InputLocation names,
+        # read from (moto's) S3 at the moment of the call.
+        bucket, _, key = params["InputLocation"].removeprefix("s3://").partition("/")
+        received.update(params)
+        received["audio"] = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    from transcription_benchmarks.aws import predict as predict_module
+
+    real_client = predict_module.client
+
+    def recording_client(service: str, region: str | None = None) -> Any:
+        made = real_client(service, region)
+        if service == "sagemaker-runtime":
+            made.meta.events.register(
+                "before-parameter-build.sagemaker-runtime.InvokeEndpointAsync", record
+            )
+        return made
+
+    monkeypatch.setattr(predict_module, "client", recording_client)
     segments, info = predict_aws(endpoint, jfk, PARAMS)
+    assert received["audio"] == jfk.read_bytes()  # the very file, staged whole
+    assert decode_params(received["CustomAttributes"]) == PARAMS
+    assert received["EndpointName"] == endpoint
     assert JFK_TEXT in _text(segments)
     assert info.backend == "faster-whisper"
     assert info.duration == pytest.approx(11.0, abs=0.1)
