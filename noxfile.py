@@ -107,6 +107,18 @@ def gpu_bench(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the modules that carry the promises: [tool.mutmut] in
+    pyproject.toml names them and the tests that hold them. Not in CI's default sessions (about
+    20 minutes on two cores); README "Mutation testing" records the last score."""
+    _install_torch(session)
+    session.install("-e", ".[dev]", "mutmut==3.8.1")
+    env = {**_audio_env(), "HF_HUB_OFFLINE": "1"}
+    session.run("mutmut", "run", *session.posargs, env=env, success_codes=[0, 1])
+    session.run("mutmut", "results", env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")

@@ -335,3 +335,18 @@ def test_cli_report_check_compare(jsonl: Path, rows: list[Row], tmp_path: Path):
 
     done = _tbench("check", jsonl, "--thresholds", tmp_path / "missing.toml")
     assert done.returncode == 2 and "cannot read thresholds file" in done.stderr
+
+
+def test_plausibility_bounds_fail_a_mis_measured_run(rows: list[Row], tmp_path: Path):
+    ok = [row for row in rows if row.status == "ok" and row.result]
+    speeds = [row.result.speed for row in ok]
+    generous = _toml(tmp_path, f"[default]\nmax_speed = {2 * max(speeds)}\n", "fast.toml")
+    assert check_thresholds(ok, generous) == []
+    tight = _toml(tmp_path, f"[default]\nmax_speed = {0.5 * min(speeds)}\n", "tight.toml")
+    described = [v.describe() for v in check_thresholds(ok, tight)]
+    assert len(described) == len({row.cell_id for row in ok})
+    assert all("> max_speed" in d and "implausible" in d for d in described)
+    # CPU rows have no GPU figure: a GPU suite asking for one fails them, it does not skip.
+    needs_gpu = _toml(tmp_path, "[default]\nmin_peak_vram_mb = 100\n", "vram.toml")
+    described = [v.describe() for v in check_thresholds(ok, needs_gpu)]
+    assert described and all("no GPU memory figure" in d for d in described)

@@ -393,3 +393,14 @@ def test_forcing_options_are_valid_for_every_entry_point():
             faster_whisper_forcing(bad)
         with pytest.raises(ValueError, match="tokens per window"):
             transformers_forcing(bad)
+
+
+def test_parameter_count_reads_the_tensor_headers():
+    from transcription_benchmarks.models import resolve
+    from transcription_benchmarks.models.weights import parameter_count, weights_mib
+
+    tiny = resolve("Systran/faster-whisper-tiny.en", "transformers").path
+    count = parameter_count(tiny)
+    assert 36_000_000 < count < 40_000_000  # Whisper tiny.en: 39 M parameters (OpenAI's table)
+    assert weights_mib(tiny, "fp16") == pytest.approx(count * 2 / 2**20)
+    assert weights_mib(tiny, "int8") == pytest.approx(weights_mib(tiny, "fp32") / 4)

@@ -4,6 +4,8 @@
     min_speed = 5.0           # x real time; a cell that did not run (OOM, abort, ...) fails it
     max_peak_vram_mb = 8000   # MiB (rows without a GPU figure are not checked)
     max_wer = 0.10            # fraction: 0.10 = 10 %
+    max_speed = 2000          # x real time; faster means the clock missed the work
+    min_peak_vram_mb = 1500   # MiB, e.g. the weights in their dtype; a missing figure fails it
 
     [[cell]]                  # matched by label, or by model and/or test_file (all given must match)
     label = "fp16, batch 24, SDPA"
@@ -34,8 +36,14 @@ from transcription_benchmarks.report.table import (
     status_text,
 )
 
-Metric = Literal["min_speed", "max_peak_vram_mb", "max_wer"]
-LIMITS: tuple[Metric, ...] = ("min_speed", "max_peak_vram_mb", "max_wer")
+Metric = Literal["min_speed", "max_speed", "max_peak_vram_mb", "min_peak_vram_mb", "max_wer"]
+LIMITS: tuple[Metric, ...] = (
+    "min_speed",
+    "max_speed",
+    "max_peak_vram_mb",
+    "min_peak_vram_mb",
+    "max_wer",
+)
 
 
 class ThresholdsError(BenchError):
@@ -48,6 +56,10 @@ class Limits(BaseModel):
     min_speed: float | None = Field(None, gt=0)
     max_peak_vram_mb: float | None = Field(None, gt=0)
     max_wer: float | None = Field(None, ge=0)
+    max_speed: float | None = Field(None, gt=0)
+    """Above it the timing cannot have covered the decoding (a plausibility bound)."""
+    min_peak_vram_mb: float | None = Field(None, gt=0)
+    """Below it the memory reading cannot have seen the model (e.g. its weights)."""
 
 
 class CellLimits(Limits):
@@ -98,12 +110,18 @@ class Violation(BaseModel):
 
     def describe(self) -> str:
         where = f"{self.model} | {self.config} | {self.test_file}"
+        if self.metric == "min_peak_vram_mb" and self.actual is None:
+            return f"{where}: no GPU memory figure, min_peak_vram_mb {self.limit:g}"
         if self.actual is None:
             return f"{where}: did not run ({self.status}), min_speed {self.limit:g}x"
         if self.metric == "min_speed":
             return f"{where}: speed {self.actual:.1f}x < min_speed {self.limit:g}x"
+        if self.metric == "max_speed":
+            return f"{where}: speed {self.actual:.1f}x > max_speed {self.limit:g}x (implausible)"
         if self.metric == "max_peak_vram_mb":
             return f"{where}: peak VRAM {self.actual:.0f} MiB > max_peak_vram_mb {self.limit:g}"
+        if self.metric == "min_peak_vram_mb":
+            return f"{where}: peak VRAM {self.actual:.0f} MiB < min_peak_vram_mb {self.limit:g}"
         return f"{where}: WER {self.actual:.1%} > max_wer {self.limit:.1%}"
 
 
@@ -161,9 +179,16 @@ def check_thresholds(rows: list[Row], thresholds: Thresholds | str | Path) -> li
             if limits.min_speed is not None:
                 violations.append(Violation(metric="min_speed", limit=limits.min_speed, **base))
             continue
+        peak = result.memory.peak_gpu_mb
+        if limits.min_peak_vram_mb is not None and peak is None:  # a GPU cell that NVML missed
+            violations.append(
+                Violation(metric="min_peak_vram_mb", limit=limits.min_peak_vram_mb, **base)
+            )
         checks: list[tuple[Metric, float | None, float | None, bool]] = [
             ("min_speed", limits.min_speed, result.speed, False),
-            ("max_peak_vram_mb", limits.max_peak_vram_mb, result.memory.peak_gpu_mb, True),
+            ("max_speed", limits.max_speed, result.speed, True),
+            ("max_peak_vram_mb", limits.max_peak_vram_mb, peak, True),
+            ("min_peak_vram_mb", limits.min_peak_vram_mb, peak, False),
             ("max_wer", limits.max_wer, None if is_synthetic(row) else result.wer, True),
         ]
         for metric, limit, actual, is_max in checks:
