@@ -107,3 +107,12 @@ def test_gpu_peak_counts_this_process_once_its_context_exists(pid_visible, metho
     # Another process's 1000 MiB are never counted: process figures exclude them, and the
     # device figure subtracts them as part of the baseline.
     assert stats.peak_gpu_mb == pytest.approx(600)
+
+
+def test_stats_of_two_runs_have_their_spread():
+    stats = Stats.from_runs([1.0, 3.0])
+    assert (stats.median, stats.mean, stats.min, stats.max) == (2.0, 2.0, 1.0, 3.0)
+    assert stats.stdev == pytest.approx(2**0.5)  # sample standard deviation, from two runs on
+    assert Stats.from_runs([2.0]).stdev == 0.0
+    with pytest.raises(ValueError, match="no timed runs"):
+        Stats.from_runs([])
