@@ -46,6 +46,7 @@ from transcription_benchmarks.serving.handlers.toolkit import (
     in_model_server,
     read_request,
     refuse,
+    refuse_invalid,
     request_deadline,
     request_timeout_s,
     restored_attributes,
@@ -124,9 +125,8 @@ def predict_fn(data: AudioRequest | ErrorBody, model: FasterWhisperService, cont
         return transcribe(model, data)
     except RequestRefusedError as exc:
         return refuse(context, exc)
-    except InvalidOptionError as exc:  # over a limit (LimitExceededError) or a bad value
-        error = "LimitExceeded" if type(exc).__name__ == "LimitExceededError" else "InvalidOption"
-        return refuse(context, RequestRefusedError(HTTPStatus.BAD_REQUEST, error, str(exc)))
+    except InvalidOptionError as exc:  # over a limit, or a value the model cannot take
+        return refuse_invalid(context, exc)
     except ValueError as exc:  # faster-whisper's own refusal of a value, e.g. an unknown language
         return refuse(
             context, RequestRefusedError(HTTPStatus.BAD_REQUEST, "InvalidOption", str(exc))

@@ -28,7 +28,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from transcription_benchmarks.audio.decode import SAMPLE_RATE, decode_audio
-from transcription_benchmarks.errors import AudioError, BenchError
+from transcription_benchmarks.errors import AudioError, BenchError, InvalidOptionError
+from transcription_benchmarks.serving.config import LimitExceededError
 from transcription_benchmarks.serving.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     JSON_CONTENT_TYPE,
@@ -273,6 +274,12 @@ def refuse(context: Any, exc: RequestRefusedError) -> ErrorBody:
         context.set_response_status(int(exc.status), HTTPStatus(exc.status).phrase)
     logger.info("refused request: %s %s: %s", int(exc.status), exc.error, exc.message)
     return ErrorBody(status=int(exc.status), error=exc.error, message=exc.message)
+
+
+def refuse_invalid(context: Any, exc: InvalidOptionError) -> ErrorBody:
+    """A value a limit or the model refuses: 400 LimitExceeded, or InvalidOption."""
+    error = "LimitExceeded" if isinstance(exc, LimitExceededError) else "InvalidOption"
+    return refuse(context, RequestRefusedError(HTTPStatus.BAD_REQUEST, error, str(exc)))
 
 
 def fail(context: Any, exc: Exception) -> ErrorBody:
