@@ -30,7 +30,7 @@ from transcription_benchmarks.aws.session import (
     resolve_role,
     upload,
 )
-from transcription_benchmarks.serving.handlers.toolkit import REQUEST_TIMEOUT_ENV
+from transcription_benchmarks.serving.config import REQUEST_TIMEOUT_ENV
 
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 INFERENCE_AMI_VERSION = "al2-ami-sagemaker-inference-gpu-2"

@@ -15,6 +15,11 @@ from transcription_benchmarks.args import BackendName, ComputeType, TorchDType
 from transcription_benchmarks.errors import InvalidOptionError
 
 CONFIG_FILE = "serving.json"
+MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
+"""The handler's request-body cap in bytes, where set (the local endpoint sets it below MMS's)."""
+REQUEST_TIMEOUT_ENV = "TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S"
+"""The request budget in seconds where serving.json sets none (deploy sets it on real-time
+endpoints to SageMaker's 60 s invocation limit)."""
 
 
 class LimitExceededError(InvalidOptionError):

@@ -32,8 +32,7 @@ from transcription_benchmarks.args import BackendName
 from transcription_benchmarks.audio import find_test_audio
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
-from transcription_benchmarks.serving.config import ServingConfig
-from transcription_benchmarks.serving.handlers.toolkit import MAX_BODY_ENV
+from transcription_benchmarks.serving.config import MAX_BODY_ENV, ServingConfig
 from transcription_benchmarks.serving.package import (
     MODEL_FORMATS,
     PROJECT_ROOT,

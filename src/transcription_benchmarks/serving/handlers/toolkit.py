@@ -29,7 +29,11 @@ from pydantic import BaseModel
 
 from transcription_benchmarks.audio.decode import SAMPLE_RATE, decode_audio
 from transcription_benchmarks.errors import AudioError, BenchError, InvalidOptionError
-from transcription_benchmarks.serving.config import LimitExceededError
+from transcription_benchmarks.serving.config import (
+    MAX_BODY_ENV,
+    REQUEST_TIMEOUT_ENV,
+    LimitExceededError,
+)
 from transcription_benchmarks.serving.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     JSON_CONTENT_TYPE,
@@ -129,9 +133,6 @@ def read_request(
     return AudioRequest(decode_body(input_data), params, legacy=legacy, warnings=warnings)
 
 
-MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
-
-
 def max_body_bytes() -> int:
     """The server's own request cap: SageMaker already holds real-time calls to 6 MB, while an
     async endpoint raises MMS_MAX_REQUEST_SIZE so large audio staged in S3 gets through. The
@@ -213,9 +214,6 @@ def request_deadline(timeout_s: float | None, *, kill: bool) -> Iterator[Deadlin
         if armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-
-
-REQUEST_TIMEOUT_ENV = "TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S"
 
 
 def request_timeout_s(config: Any) -> float:
