@@ -115,3 +115,11 @@ def jfk() -> Path:
 @pytest.fixture(scope="session")
 def short() -> Path:
     return shared_audio("short.flac")
+
+
+@pytest.fixture
+def cells_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Matrix workers import `matrix_cells` (python:matrix_cells:...) from tests/."""
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.syspath_prepend(tests)
+    monkeypatch.setenv("PYTHONPATH", tests)

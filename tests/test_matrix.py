@@ -26,13 +26,6 @@ TESTS = Path(__file__).resolve().parent
 TINY = "Systran/faster-whisper-tiny.en"
 
 
-@pytest.fixture
-def cells_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workers import `matrix_cells` (python:matrix_cells:...) from tests/."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-
-
 def write(tmp_path: Path, text: str, name: str = "m.toml") -> Path:
     path = tmp_path / name
     path.write_text(text)

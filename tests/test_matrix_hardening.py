@@ -31,12 +31,6 @@ FAILING = Cell(model="python:matrix_cells:raise_error", label="raise")
 ABORTING = Cell(model="python:matrix_cells:abort", label="abort")
 
 
-@pytest.fixture
-def cells_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-
-
 @pytest.mark.usefixtures("cells_importable")
 def test_a_torn_last_line_is_set_aside_before_a_resume_appends(tmp_path):
     out = tmp_path / "rows.jsonl"

@@ -47,12 +47,6 @@ def test_wer_divides_by_the_reference_and_counts_missing_words_as_deletions():
 # --- resume ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cells_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-
-
 def _planted(matrix: str, status: str, reason: str):
     from datetime import UTC, datetime
 
