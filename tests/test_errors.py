@@ -160,6 +160,18 @@ def test_invalid_options(values, message):
         BenchArgs.build(**values)
 
 
+def test_every_invalid_option_is_one_named_clause():
+    with pytest.raises(InvalidOptionError) as raised:
+        BenchArgs.build(repeats=0, beam_size=0)
+    assert str(raised.value) == (
+        "invalid option repeats: Input should be greater than or equal to 1; "
+        "invalid option beam_size: Input should be greater than or equal to 1"
+    )
+    with pytest.raises(InvalidOptionError) as raised:  # two options in conflict: no one field
+        BenchArgs.build(batch_size=8, condition_on_previous_text=True)
+    assert str(raised.value).startswith("invalid option arguments: Value error, condition_on")
+
+
 def test_unknown_transcribe_option_lists_valid_ones(jfk):
     args = BenchArgs(test_file=str(jfk), transcribe_options={"beam_width": 3}, **FAST)
     with pytest.raises(InvalidOptionError, match=r"beam_width.*valid: .*best_of"):

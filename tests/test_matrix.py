@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,52 @@ def test_classify_exit_reads_the_traceback():
     oom = ["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]
     assert _classify_exit(1, oom)[0] == "oom"
     assert _classify_exit(3, ["bye"]) == ("error", "worker exited with status 3: bye")
+
+
+@pytest.mark.parametrize(
+    ("last_line", "status"),
+    [
+        ("MemoryError", "oom"),  # raised without a message: the bare name
+        ("MemoryError: Unable to allocate 3.00 GiB for an array", "oom"),
+        ("RuntimeError: CUDA error: out of memory", "oom"),  # torch before OutOfMemoryError
+        ("ValueError: bad value: 'a:b'", "error"),  # colons in the message
+        ("ctranslate2.CT2Exception: model not found", "error"),  # an ...Exception, dotted
+        ("KeyError", "error"),
+    ],
+)
+def test_classify_exit_finds_the_exception_line(last_line, status):
+    tail = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', last_line]
+    assert _classify_exit(1, [*tail, "worker shutting down"]) == (status, last_line)
+
+
+def test_classify_exit_without_an_exception_keeps_what_the_worker_said():
+    assert _classify_exit(3, []) == ("error", "worker exited with status 3")
+    lines = ["During handling: something", "bye now"]
+    assert _classify_exit(3, lines) == (
+        "error",
+        "worker exited with status 3: During handling: something | bye now",
+    )
+
+
+NEMO = [
+    Cell(model="canary", args={"backend": "nemo"}, label="a"),
+    Cell(model="canary-flash", args={"backend": "nemo"}, label="[b]"),
+]
+
+
+def test_progress_goes_to_stderr_and_ends_on_the_whole_matrix(tmp_path, capsys):
+    # NeMo cells give their row without a worker process: the display alone is under test.
+    out = tmp_path / "rows.jsonl"
+    run_matrix(Matrix(name="m", cells=NEMO), out)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout stays for --json
+    clock = r"\d:\d\d:\d\d"
+    line = rf"m ━+ 2/2 {clock} {clock} canary-flash \(\[b\]\) on short\.flac"
+    assert re.fullmatch(line, captured.err.strip()), captured.err
+    run_matrix(Matrix(name="m", cells=NEMO), out)  # all resumed: no cell ran, none named
+    assert re.fullmatch(rf"m ━+ 2/2 {clock} {clock}", capsys.readouterr().err.strip())
+    run_matrix(Matrix(name="m", cells=NEMO), out, progress=False)
+    assert capsys.readouterr() == ("", "")
 
 
 def test_read_rows_skips_a_truncated_last_line(tmp_path):

@@ -11,12 +11,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import psutil
 import pytest
 
-from transcription_benchmarks.matrix.rows import Cell, read_rows, set_aside_torn_tail
+from transcription_benchmarks.matrix.rows import (
+    Cell,
+    ResultsFileError,
+    read_rows,
+    set_aside_torn_tail,
+)
 from transcription_benchmarks.matrix.runner import (
     ResultsLockedError,
     TornRowWarning,
@@ -144,3 +150,83 @@ def test_rows_of_a_torn_file_written_before_this_version_keep_their_content(tmp_
     assert set_aside_torn_tail(out) is None
     assert out.read_text().endswith("\n")
     assert read_rows(out)[0].reason == "r"
+
+
+# --- reading a results file: what is kept, what is refused, and where it says so -----------
+
+
+def _lines(*statuses: str) -> list[str]:
+    from datetime import UTC, datetime
+
+    from transcription_benchmarks.matrix.runner import _row
+
+    return [
+        _row(
+            "m", Cell(model=f"cell-{i}"), status, f"row {i}", datetime.now(UTC), 0.0
+        ).model_dump_json()
+        for i, status in enumerate(statuses)
+    ]
+
+
+def _warned_here(record: warnings.WarningMessage) -> bool:
+    """The warning points at the code that read the file (this test), not at rows.py."""
+    return Path(record.filename) == Path(__file__)
+
+
+def test_rows_after_a_glued_line_are_all_read(tmp_path):
+    first, second, third = _lines("error", "oom", "ok")
+    out = tmp_path / "rows.jsonl"
+    out.write_text("\n".join([first, "", "x" + second, third]) + "\n")  # a 1-byte fragment
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = read_rows(out)
+    assert [r.reason for r in rows] == ["row 0", "row 1", "row 2"]
+    [record] = caught
+    assert record.category is UserWarning
+    assert str(record.message).startswith(f"{out}:3: a torn fragment precedes a row")
+    assert _warned_here(record)
+
+
+def test_a_truncated_last_line_is_skipped_with_its_line_number(tmp_path):
+    first, second = _lines("error", "ok")
+    out = tmp_path / "rows.jsonl"
+    out.write_text("\n".join([first, "", second, second[:40]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = read_rows(out)
+    assert [r.reason for r in rows] == ["row 0", "row 1"]
+    [record] = caught
+    assert str(record.message) == f"{out}:4: skipping a truncated last line (interrupted run?)"
+    assert _warned_here(record)
+
+
+def test_a_bad_line_before_the_last_names_file_line_and_field(tmp_path):
+    first, second, third = _lines("error", "ok", "ok")
+    out = tmp_path / "rows.jsonl"
+    out.write_text("\n".join([first, second.replace('"ok"', '"exploded"'), third]) + "\n")
+    with pytest.raises(ResultsFileError) as raised:
+        read_rows(out)
+    assert str(raised.value) == (
+        f"{out}:2: not a matrix row: Input should be 'ok', 'oom', 'abort', 'timeout', 'error' "
+        "or 'unavailable' at status"
+    )
+    out.write_text("\n".join([first, "[1, 2]", third]) + "\n")
+    with pytest.raises(ResultsFileError) as raised:
+        read_rows(out)
+    assert str(raised.value) == f"{out}:2: not a matrix row: Input should be an object"
+
+
+def test_a_missing_results_file_is_named(tmp_path):
+    missing = tmp_path / "never-written.jsonl"
+    with pytest.raises(ResultsFileError) as raised:
+        read_rows(missing)
+    assert str(raised.value) == f"cannot read results file {missing}: No such file or directory"
+
+
+def test_killing_a_worker_that_is_already_gone_is_not_an_error():
+    from transcription_benchmarks.matrix.runner import _kill_group
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    process.wait()
+    _kill_group(process)  # its group is gone: nothing to kill, nothing raised
+    assert process.returncode == 0

@@ -116,6 +116,22 @@ def test_first_difference_in_normalised_words():
     assert first_difference("a b c", "a b").right == ""
 
 
+def test_first_difference_sees_what_wer_sees_and_where():
+    # English normalisation on both sides by default: spelt numbers and currency agree.
+    assert first_difference("It costs twenty dollars.", "it costs $20") is None
+    assert first_difference("It costs twenty dollars.", "it costs $20", "fr") is not None
+    assert first_difference("Le colour.", "le colour", "fr") is None  # one rule for both sides
+    shorter = first_difference("ask not", "ask not what your country")
+    assert (shorter.word_index, shorter.left, shorter.right) == (2, "", "what")
+    longer = first_difference("ask not what your country", "ask not")
+    assert (longer.word_index, longer.left, longer.right) == (2, "what", "")
+    late = first_difference(
+        "and so my fellow americans ask not what", "and so my fellow americans ask not for"
+    )
+    assert late.word_index == 7
+    assert late.context == "my fellow americans ask not"  # the five words before it
+
+
 @pytest.fixture(scope="module")
 def short_with_silent_tail(tmp_path_factory, short):
     """short.flac followed by 40 s of digital silence, written here as 16-bit WAV."""
@@ -155,6 +171,7 @@ def test_hallucination_over_a_silent_tail_is_measured(short_with_silent_tail):
     assert "select committee" in with_vad.transcript.text.lower()
 
 
+@pytest.mark.slow  # 30 s: the loop decodes to max_new_tokens; `nox -s mutation` leaves it out
 def test_transformers_loops_over_silence_and_the_measures_say_so(short_with_silent_tail):
     # Measured here: transformers' sequential long-form decoding of tiny.en fills the silent
     # tail with a repeated phrase; compression ratio and n-gram run both flag it.

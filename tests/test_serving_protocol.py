@@ -171,3 +171,98 @@ def test_parse_prediction_and_error_bodies():
     mms = b'{"code": 400, "type": "BadRequestException", "message": "utf-8 decode"}'
     assert error_message(mms) == "utf-8 decode"
     assert error_message(b"") == "(empty body)"
+
+
+def _header(payload: bytes) -> str:
+    return base64.b64encode(brotli.compress(payload)).decode()
+
+
+def test_a_header_with_stray_characters_is_refused_not_read_around():
+    value = _header(b'{"task":"transcribe"}')
+    assert decode_params(value) == {"task": "transcribe"}
+    with pytest.raises(ParamsError, match="is not base64"):
+        decode_params(value[:4] + "!" + value[4:])  # a lenient decoder would drop the "!"
+
+
+def test_the_decompressed_cap_is_inclusive_and_stops_inflating_at_it():
+    import tracemalloc
+
+    cap = 64
+
+    def exactly(size: int) -> bytes:
+        return b'{"a":"' + b"x" * (size - 8) + b'"}'
+
+    assert decode_params(_header(exactly(cap)), max_bytes=cap) == {"a": "x" * (cap - 8)}
+    with pytest.raises(ParamsError, match=f"decompresses to more than {cap} bytes"):
+        decode_params(_header(exactly(cap + 1)), max_bytes=cap)
+    # A header far under 1024 characters that would inflate to 64 MiB: refused without
+    # holding the inflated bytes.
+    bomb = _header(exactly(64 * 2**20))
+    assert len(bomb) < MAX_CUSTOM_ATTRIBUTES_CHARS
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParamsError, match="decompresses to more than"):
+            decode_params(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_DECODED_PARAMS_BYTES, f"decoding held {peak} bytes"
+
+
+def test_malformed_headers_say_which_layer_is_wrong():
+    with pytest.raises(ParamsError, match="X-Amzn-SageMaker-Custom-Attributes is not brotli"):
+        decode_params(base64.b64encode(b"plain text").decode())
+
+
+def test_the_same_params_encode_to_the_same_header_in_any_key_order():
+    one = encode_params({"task": "transcribe", "single": {"beam_size": 1, "language": "en"}})
+    other = encode_params({"single": {"language": "en", "beam_size": 1}, "task": "transcribe"})
+    assert one == other
+
+
+def test_encoding_errors_name_the_problem_and_the_fix():
+    with pytest.raises(ParamsError, match=r"parameters are not JSON-serialisable: .*set"):
+        encode_params({"single": {"temperature": {0.0}}})
+    prompt = "".join(f"{i:x}{i * 7919 % 65521:x}" for i in range(600))
+    with pytest.raises(ParamsTooLongError) as raised:
+        encode_params({"single": {"initial_prompt": prompt}})
+    assert "Drop options that equal their defaults" in str(raised.value)
+
+
+def test_invalid_params_inside_a_request_are_named_under_its_field():
+    with pytest.raises(ParamsError) as raised:
+        parse_params(SingleOptions, {"beam_size": 0, "best_of": 0}, where="single")
+    message = str(raised.value)
+    assert message.startswith("invalid SingleOptions: single.beam_size: Input should be greater")
+    assert "; single.best_of: Input should be greater" in message
+    with pytest.raises(ParamsError, match=r"^invalid SingleOptions: beam_size: "):
+        parse_params(SingleOptions, {"beam_size": 0})
+    with pytest.raises(ParamsError, match=r"^invalid FasterWhisperParams: params: Value error"):
+        parse_params(FasterWhisperParams, {"single": {}, "batch": {}})  # a whole-model error
+
+
+def test_wire_params_are_json_ready():
+    wire = wire_params(
+        FasterWhisperParams(batch=BatchOptions(clip_timestamps=[{"start": 0, "end": 1}]))
+    )
+    assert wire == {"batch": {"clip_timestamps": [{"start": 0.0, "end": 1.0}]}}
+    json.dumps(wire)  # model objects inside would not serialise
+    assert wire_params({"task": "transcribe"}) == {"task": "transcribe"}
+
+
+def test_endpoint_errors_carry_status_and_message():
+    error = EndpointError(413, "payload too large")
+    assert (error.status, error.message) == (413, "payload too large")
+    assert str(error) == "endpoint answered 413: payload too large"
+    for bad in (b"<html>", b'{"segments": []}'):
+        with pytest.raises(EndpointError) as raised:
+            parse_prediction(bad)
+        assert raised.value.status == 200  # it answered, with something else
+
+
+def test_error_messages_of_any_body():
+    assert error_message("café closed".encode()) == "café closed"
+    assert error_message(b"\xff\xfe broken") == "\ufffd\ufffd broken"
+    assert error_message(b'{"status": 500}') == '{"status": 500}'
+    assert error_message(b'["a"]') == '["a"]'
+    assert error_message(b'{"message": 3}') == '{"message": 3}'

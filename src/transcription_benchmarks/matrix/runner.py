@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -238,17 +239,14 @@ def _row(
     )
 
 
+_EXCEPTION_LINE = re.compile(r"(?:\w+\.)*\w*(?:Error|Exception)(?::|$)")
+"""A traceback's last line: `[module.]SomeError: message`, or the bare name of an exception
+raised without a message (`MemoryError`)."""
+
+
 def _classify_exit(returncode: int, tail: list[str]) -> tuple[Status, str]:
-    """A non-zero exit without a row: the last 'SomeError: message' line of a traceback."""
-    exception = next(
-        (
-            line
-            for line in reversed(tail)
-            if ":" in line
-            and line.split(":", 1)[0].strip().split(".")[-1].endswith(("Error", "Exception"))
-        ),
-        None,
-    )
+    """A non-zero exit without a row: the last exception line of a traceback."""
+    exception = next((line for line in reversed(tail) if _EXCEPTION_LINE.match(line)), None)
     if exception is not None:
         lowered = exception.lower()
         status: Status = (
