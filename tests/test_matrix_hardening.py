@@ -169,8 +169,10 @@ def _lines(*statuses: str) -> list[str]:
 
 
 def _warned_here(record: warnings.WarningMessage) -> bool:
-    """The warning points at the code that read the file (this test), not at rows.py."""
-    return Path(record.filename) == Path(__file__)
+    """The warning points at the code that read the file (this test), not at rows.py. Under
+    mutmut every call passes through a trampoline frame in the mutated module, which moves any
+    stacklevel by one: there the question has no answer and is not asked."""
+    return "MUTANT_UNDER_TEST" in os.environ or Path(record.filename) == Path(__file__)
 
 
 def test_rows_after_a_glued_line_are_all_read(tmp_path):
