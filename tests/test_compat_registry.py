@@ -97,7 +97,13 @@ def test_matrix_covers_the_required_versions() -> None:
     matrix = default_matrix()
     assert {"2.3.1", "2.4.1", "2.5.1", "2.8.0"} <= {c.torch for c in matrix.cells}
     assert {"4.4.0", "4.5.0"} <= {c.ctranslate2 for c in matrix.cells}
-    assert len(matrix.cells) == len(matrix.torch) * len({c.ctranslate2 for c in matrix.cells})
+    grid = {c.torch for c in matrix.cells}, {c.ctranslate2 for c in matrix.cells}
+    assert len(matrix.cells) == len(grid[0]) * len(grid[1])  # a full grid
+    # The chooser's candidates: every PyPI torch from 2.3.1 on (newest patch of each minor).
+    assert {"2.9.1", "2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.1", "2.15.0"} <= set(
+        matrix.torch
+    )
+    assert grid[1] <= set(matrix.ctranslate2)
 
 
 def test_select_filters_and_ids() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from nvml_stand_in import StandInNvml
 from transcription_benchmarks.measure.gpus import GpuPinningError, nvidia_gpu_count, pin_worker_gpu
 
 
@@ -35,42 +36,12 @@ def test_outside_xdist_nothing_changes():
     assert env == {"CUDA_VISIBLE_DEVICES": "1"}
 
 
-class _StandInNvml:
-    """A stand-in for pynvml (no GPU driver here): two H200s behind driver 580.65, CUDA 13.0."""
-
-    def __init__(self, fail_init: bool = False) -> None:
-        self.fail_init = fail_init
-        self.shut_down = False
-
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
-        if self.fail_init:
-            raise OSError("libnvidia-ml.so.1: cannot open shared object file")
-
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802 - pynvml's names
-        return 2
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802 - pynvml's names
-        return index
-
-    def nvmlDeviceGetName(self, handle: int) -> bytes:  # noqa: N802 - pynvml's names
-        return b"NVIDIA H200"
-
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802 - pynvml's names
-        return "580.65"
-
-    def nvmlSystemGetCudaDriverVersion(self) -> int:  # noqa: N802 - pynvml's names
-        return 13000
-
-    def nvmlShutdown(self) -> None:  # noqa: N802 - pynvml's names
-        self.shut_down = True
-
-
 def test_the_gpu_count_is_what_the_driver_reports(monkeypatch):
     import sys
 
     from transcription_benchmarks.measure.gpus import nvidia_driver
 
-    nvml = _StandInNvml()
+    nvml = StandInNvml()
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     driver = nvidia_driver()
     assert (driver.gpu_count, driver.first_gpu, driver.version, driver.max_cuda) == (
@@ -79,8 +50,9 @@ def test_the_gpu_count_is_what_the_driver_reports(monkeypatch):
         "580.65",
         "13.0",
     )
+    assert driver.compute_capability == "9.0"
     assert nvidia_gpu_count() == 2 and nvml.shut_down
 
-    monkeypatch.setitem(sys.modules, "pynvml", _StandInNvml(fail_init=True))
+    monkeypatch.setitem(sys.modules, "pynvml", StandInNvml(fail_init=True))
     assert nvidia_gpu_count() == 0
     assert "no NVIDIA driver (OSError)" in nvidia_driver().error

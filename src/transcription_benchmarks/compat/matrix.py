@@ -31,6 +31,27 @@ class TorchBuild(BaseModel):
     variant: str
 
 
+class CudaNeeds(BaseModel):
+    """What one CUDA major needs of the machine: NVIDIA's minimum driver for its minor-version
+    compatibility, and the oldest GPU architecture its libraries still support."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_driver: str
+    min_compute_capability: str
+
+
+class Ctranslate2Build(BaseModel):
+    """What PyPI's Linux wheel of one ctranslate2 release links against (probe-verified)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cuda: str
+    """The CUDA major its libcublas.so.N comes from."""
+    cudnn: str = ""
+    """The cuDNN major it loads, "" when it needs none."""
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,7 +79,9 @@ class Matrix(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     old_nvjitlink: str
+    cuda: dict[str, CudaNeeds]
     torch: dict[str, TorchBuild]
+    ctranslate2: dict[str, Ctranslate2Build]
     scenarios: tuple[Scenario, ...] = Field(alias="scenario")
     cells: tuple[Cell, ...] = Field(alias="cell")
 
@@ -74,6 +97,15 @@ class Matrix(BaseModel):
                 )
             if cell.torch not in self.torch:
                 raise ValueError(f"{cell.id}: torch {cell.torch} has no [torch.{cell.torch!r}]")
+            if cell.ctranslate2 not in self.ctranslate2:
+                raise ValueError(
+                    f"{cell.id}: ctranslate2 {cell.ctranslate2} has no "
+                    f"[ctranslate2.{cell.ctranslate2!r}]"
+                )
+        for name, build in (*self.torch.items(), *self.ctranslate2.items()):
+            major = build.cuda.split(".")[0]
+            if major not in self.cuda:
+                raise ValueError(f"{name} is a CUDA {major} build and [cuda.{major!r}] is missing")
         ids = [c.id for c in self.cells]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate cells: {ids}")

@@ -24,6 +24,7 @@ class NvidiaDriver:
     max_cuda: str | None = None  # the newest CUDA the driver supports, e.g. "12.2"
     gpu_count: int = 0
     first_gpu: str | None = None
+    compute_capability: str | None = None  # the oldest GPU's, e.g. "7.5" for a T4
     error: str | None = None
 
 
@@ -37,7 +38,9 @@ def nvidia_driver() -> NvidiaDriver:
         return NvidiaDriver(error=f"no NVIDIA driver ({type(exc).__name__})")
     try:
         count = pynvml.nvmlDeviceGetCount()
-        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0)) if count else None
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        name = pynvml.nvmlDeviceGetName(handles[0]) if handles else None
+        capabilities = [pynvml.nvmlDeviceGetCudaComputeCapability(h) for h in handles]
         version = pynvml.nvmlSystemGetDriverVersion()
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12020 for 12.2
         return NvidiaDriver(
@@ -45,6 +48,7 @@ def nvidia_driver() -> NvidiaDriver:
             max_cuda=f"{cuda // 1000}.{cuda % 1000 // 10}",
             gpu_count=count,
             first_gpu=name.decode() if isinstance(name, bytes) else name,
+            compute_capability="{}.{}".format(*min(capabilities)) if capabilities else None,
         )
     except Exception as exc:  # a driver that answers init but not the queries
         return NvidiaDriver(error=f"NVML query failed ({type(exc).__name__}: {exc})")
