@@ -46,6 +46,7 @@ def report(
     cublas_alone: bool = True,
     cublas_after_torch: bool | None = True,
     cudnn_error: str | None = None,
+    cublas_after_preload: str | None = None,
 ) -> dict[str, Any]:
     """A probe report shaped like probe.probe()'s, for torch 2.5.1 + ctranslate2 4.5.0."""
     torch = torch or {"version": "2.5.1+cu124", "cuda": "12.4", "cudnn": 90100}
@@ -58,6 +59,8 @@ def report(
         steps += [skipped("resolve_after_torch"), skipped("cudnn_call_after_torch")]
     else:
         steps.append(ok("resolve_after_torch", {"libcublas.so.12": {"found": cublas_after_torch}}))
+    found = {"found": bool(cublas_after_preload), "path": cublas_after_preload}
+    steps.append(ok("resolve_after_preload", {"libcublas.so.12": found}))
     steps.append(skipped("gpu_transcribe"))
     return {"python": "py", "ld_library_path": "", "steps": steps}
 
@@ -202,6 +205,24 @@ def test_latent_gpu_issue_does_not_fail_without_gpu(monkeypatch: pytest.MonkeyPa
         "cublas-off-path",
         "nvidia-smi-cuda-version",
     }
+
+
+def test_a_cublas_issue_the_preload_resolves_is_shown_but_handled(monkeypatch) -> None:
+    pip = "/env/site-packages/nvidia/cublas/lib/libcublas.so.12"
+    missing = report(cublas_alone=False, cublas_after_torch=False, cublas_after_preload=pip)
+    assert observed_issues(missing)[0] == ["cublas12-missing"]  # ctranslate2 alone: as before
+    monkeypatch.setattr(doctor, "probe", lambda: missing)
+    gpu = doctor.Driver(version="580.65.06", max_cuda="13.0", gpus=1)
+    monkeypatch.setattr(doctor, "nvidia_driver", lambda: gpu)
+    diagnosis = doctor.diagnose()
+    assert not diagnosis.failing  # a GPU is here, and still nothing in this harness's way
+    [cublas] = [f for f in diagnosis.findings if f.issue.id == "cublas12-missing"]
+    assert not cublas.applies
+    assert cublas.handled_by == f"the faster-whisper backend preloads {pip} (compat/preload.py)"
+    assert "[handled] cublas12-missing" in doctor.render(diagnosis)
+    unresolved = report(cublas_alone=False, cublas_after_torch=False)  # no pip cuBLAS 12
+    monkeypatch.setattr(doctor, "probe", lambda: unresolved)
+    assert doctor.diagnose().failing
 
 
 def test_import_failure_applies_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from transcription_benchmarks.backends.base import (
     force_options,
     jsonable,
 )
+from transcription_benchmarks.compat.preload import preload_pip_cuda_libraries
 from transcription_benchmarks.decoding import check_token_ids, options_model
 from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
@@ -75,6 +76,8 @@ class FasterWhisperBackend(Backend):
         check_transcribe_options(args.transcribe_options, batched)
 
     def resolve_device(self, device: str) -> str:
+        if device != "cpu":  # before ctranslate2 dlopens libcublas.so.12 by name
+            preload_pip_cuda_libraries()
         import ctranslate2
 
         cuda_devices = ctranslate2.get_cuda_device_count()

@@ -15,7 +15,12 @@ from pydantic import BaseModel
 
 from transcription_benchmarks.compat.probe import probe
 from transcription_benchmarks.compat.registry import KnownIssue, get_issue
-from transcription_benchmarks.compat.verdict import observed_issues, runtime_facts
+from transcription_benchmarks.compat.verdict import (
+    CUBLAS_IDS,
+    observed_issues,
+    preloaded_cublas,
+    runtime_facts,
+)
 from transcription_benchmarks.measure import gpus
 
 # CUDA 12 runtimes run on drivers from 525.60.13 on (minor-version compatibility), CUDA 13 on
@@ -34,6 +39,9 @@ class Finding(BaseModel):
     issue: KnownIssue
     applies: bool
     evidence: str
+    handled_by: str | None = None
+    """What keeps the issue out of this project's way although the env shows it (the
+    faster-whisper backend's cuBLAS preload)."""
 
 
 class Diagnosis(BaseModel):
@@ -112,14 +120,20 @@ def diagnose() -> Diagnosis:
     facts = runtime_facts(report)
     observed, unexplained = observed_issues(report)
     has_gpu = driver.gpus > 0
-    findings = [
-        Finding(
-            issue=issue,
-            applies=has_gpu or not issue.gpu_only,
-            evidence=evidence(report, issue),
+    preloaded = preloaded_cublas(report)
+    findings = []
+    for issue in map(get_issue, observed):
+        handled = None
+        if issue.id in CUBLAS_IDS and preloaded:
+            handled = f"the faster-whisper backend preloads {preloaded} (compat/preload.py)"
+        findings.append(
+            Finding(
+                issue=issue,
+                applies=(has_gpu or not issue.gpu_only) and handled is None,
+                evidence=evidence(report, issue),
+                handled_by=handled,
+            )
         )
-        for issue in map(get_issue, observed)
-    ]
     findings += driver_findings(driver, facts)
     if driver.version:
         findings.append(
@@ -176,6 +190,8 @@ def render(d: Diagnosis) -> str:
         issue = finding.issue
         if finding.applies:
             state = "APPLIES"
+        elif finding.handled_by:
+            state = "handled"
         elif issue.severity == "info":
             state = "note"
         else:
@@ -183,6 +199,7 @@ def render(d: Diagnosis) -> str:
         lines += [
             f"[{state}] {issue.id}: {issue.title}",
             f"    evidence: {finding.evidence}",
+            *([f"    handled:  {finding.handled_by}"] if finding.handled_by else []),
             f"    cause:    {issue.cause}",
             f"    fix:      {issue.fix}",
         ]

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 RESULT_MARKER = "PROBE-RESULT "
+PRELOAD_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preload.py")
 ERROR_TAIL_CHARS = 2000
 
 # Each step's code runs as `python -c`; it prints one RESULT_MARKER line with a JSON object.
@@ -70,11 +71,18 @@ except Exception as exc:
 emit(info)
 """
 
-# dlopen by soname, as ctranslate2 does, then report which file the loader chose.
+# dlopen by soname, as ctranslate2 does, then report which file the loader chose. PRELOAD, when
+# set, is preload.py's path: its preload runs first, as the faster-whisper backend runs it.
 RESOLVE_STEP = """
 import ctypes
 if WITH_TORCH:
     import torch
+if PRELOAD:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("tb_preload", PRELOAD)
+    preload = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preload)
+    preload.preload_pip_cuda_libraries(tuple(SONAMES))
 out = {}
 for name in SONAMES:
     try:
@@ -181,9 +189,14 @@ def probe(model: str | None = None, audio: str | None = None) -> dict[str, Any]:
             steps.append(_skipped(f"resolve{suffix}", "ctranslate2 import failed"))
             steps.append(_skipped(f"cudnn_call{suffix}", "ctranslate2 import failed"))
             continue
-        params = {"WITH_TORCH": with_torch, "SONAMES": sonames}
+        params = {"WITH_TORCH": with_torch, "SONAMES": sonames, "PRELOAD": None}
         steps.append(run_step(f"resolve{suffix}", RESOLVE_STEP, params))
         steps.append(run_step(f"cudnn_call{suffix}", CUDNN_CALL_STEP, {"WITH_TORCH": with_torch}))
+    if ct2_ok:  # what this project's faster-whisper backend sees: the preload, no torch
+        params = {"WITH_TORCH": False, "SONAMES": sonames, "PRELOAD": str(PRELOAD_FILE)}
+        steps.append(run_step("resolve_after_preload", RESOLVE_STEP, params))
+    else:
+        steps.append(_skipped("resolve_after_preload", "ctranslate2 import failed"))
     if not ct2_ok or not info.get("cuda_devices"):
         steps.append(_skipped("gpu_transcribe", "no CUDA device visible to ctranslate2"))
     elif not model or not audio:

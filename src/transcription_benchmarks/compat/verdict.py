@@ -48,6 +48,17 @@ def cublas_condition(report: dict[str, Any]) -> str | None:
     return "cublas-off-path"
 
 
+def preloaded_cublas(report: dict[str, Any]) -> str | None:
+    """Where libcublas.so.12 came from once preload.py ran (as this project's faster-whisper
+    backend runs it), when that is what made it resolve; None otherwise."""
+    ct2 = _step(report, "ct2_import")
+    soname = (ct2.get("data") or {}).get("cublas_soname")
+    step = _step(report, "resolve_after_preload")
+    if not soname or not _found(step, soname):
+        return None
+    return step["data"][soname].get("path") or soname
+
+
 def observed_issues(report: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(known-issue ids the report shows, steps whose error matches no known issue)."""
     issues = [i for i in known_issues() if i.severity == "error"]

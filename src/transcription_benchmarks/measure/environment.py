@@ -14,8 +14,9 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from transcription_benchmarks.compat.preload import preloaded
 from transcription_benchmarks.measure.gpus import nvidia_driver
 
 PACKAGES = (
@@ -25,6 +26,7 @@ PACKAGES = (
     "transformers",
     "nvidia-cudnn-cu12",
     "nvidia-cudnn-cu13",
+    "nvidia-cublas-cu12",
 )
 
 
@@ -39,6 +41,8 @@ class Environment(BaseModel):
     cuda_runtime: str | None = None
     cudnn_version: str | None = None
     packages: dict[str, str | None]
+    preloaded_libraries: list[str] = Field(default_factory=list)
+    """CUDA libraries loaded by path before an engine asked for them (compat/preload.py)."""
 
 
 def package_version(name: str) -> str | None:
@@ -91,4 +95,5 @@ def fingerprint() -> Environment:
         cuda_runtime=cuda,
         cudnn_version=cudnn,
         packages=packages,
+        preloaded_libraries=preloaded(),
     )
