@@ -78,18 +78,39 @@ def bench(session: nox.Session) -> None:
     )
 
 
+def _gpu_stack(session: nox.Session) -> bool:
+    """Install the CUDA stack this machine's driver runs into the session: compat/stack.py
+    chooses torch + ctranslate2 (+ cuBLAS 12) from the driver and oldest GPU NVML reports
+    (TORCH_SPEC set in the environment overrides the torch), then `tbench doctor` must find
+    nothing in the way. False without an NVIDIA GPU; stops the session with the fix where no
+    stack fits the driver or doctor finds a known issue."""
+    choice = json.loads(_project_module(session, "transcription_benchmarks.compat.stack"))
+    if not choice["gpu"]:
+        reason = choice.get("error") or "NVML finds no NVIDIA GPU"
+        session.log(f"no CUDA GPU here ({reason}): GPU session skipped")
+        return False
+    if choice["refusal"]:
+        session.error(f"no CUDA stack fits this machine: {choice['refusal']}")
+    stack = choice["stack"]
+    session.log(f"CUDA stack: {stack['reason']}")
+    torch_and_ct2 = [*shlex.split(stack["torch"]), f"ctranslate2=={stack['ctranslate2']}"]
+    session.install(*torch_and_ct2, *stack["extra"])
+    session.install("-e", ".[dev]", *torch_and_ct2)  # the extras must not move the pins
+    diagnosis = json.loads(
+        session.run("tbench", "doctor", "--json", silent=True, success_codes=[0, 1]) or "{}"
+    )
+    applying = [f for f in diagnosis.get("findings", []) if f["applies"]]
+    if applying:
+        lines = [f"{f['issue']['id']}: {f['evidence']}; fix: {f['issue']['fix']}" for f in applying]
+        session.error("doctor: the CUDA stack will not run here: " + " | ".join(lines))
+    return True
+
+
 @nox.session
 def gpu_bench(session: nox.Session) -> None:
-    """The GPU suite (the original table's rows) with its thresholds; exits 0 without CUDA."""
-    session.install("-e", ".[all]")
-    has_gpu = session.run(
-        "python",
-        "-c",
-        "from transcription_benchmarks.measure.gpus import nvidia_gpu_count as n; print(n())",
-        silent=True,
-    )
-    if not has_gpu or has_gpu.strip() == "0":
-        session.log("no CUDA GPU here (NVML finds no NVIDIA GPU or driver): GPU suite skipped")
+    """The GPU suite (the original table's rows) with its report and thresholds, on the CUDA
+    stack this machine's driver runs (_gpu_stack). Exits 0 without an NVIDIA GPU."""
+    if not _gpu_stack(session):
         return
     out = ROOT / "results"
     env = _audio_env()
@@ -104,6 +125,22 @@ def gpu_bench(session: nox.Session) -> None:
         "--thresholds",
         str(SUITES / "gpu_thresholds.toml"),
     )
+
+
+@nox.session
+def gpu_tests(session: nox.Session) -> None:
+    """`pytest -m gpu`, one xdist worker per GPU, on the same stack as gpu_bench. Exits 0
+    without an NVIDIA GPU; arguments after -- go to pytest."""
+    if not _gpu_stack(session):
+        return
+    gpus = session.run(
+        "python",
+        "-c",
+        "from transcription_benchmarks.measure.gpus import nvidia_gpu_count as n; print(n())",
+        silent=True,
+    )
+    args = session.posargs or ["-m", "gpu"]
+    session.run("pytest", "-n", str(gpus).strip(), *args, env=_audio_env())
 
 
 @nox.session
@@ -132,11 +169,16 @@ def _compat_cells() -> list[str]:
         return [f"torch{c['torch']}-ct2-{c['ctranslate2']}" for c in tomllib.load(f)["cell"]]
 
 
-def _compat_matrix(session: nox.Session, *args: str) -> str:
-    """Ask compat.matrix (run by this interpreter, which has the project) a question."""
-    module = "transcription_benchmarks.compat.matrix"
+def _project_module(session: nox.Session, module: str, *args: str) -> str:
+    """Run one of the project's modules with this interpreter (which has the project, as the
+    README's set-up installs it) and return what it printed; no session env needed."""
     out = session.run(sys.executable, "-m", module, *args, silent=True, external=True)
     return str(out)
+
+
+def _compat_matrix(session: nox.Session, *args: str) -> str:
+    """Ask compat.matrix a question."""
+    return _project_module(session, "transcription_benchmarks.compat.matrix", *args)
 
 
 @nox.session(venv_backend="none")

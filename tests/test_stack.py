@@ -128,3 +128,45 @@ def test_the_command_answers_for_another_machine():
     assert answer["stack"]["torch"] == "torch==2.10.0"
     here = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert here["gpu"] is False  # this machine has no NVIDIA driver
+
+
+def test_doctor_fix_prints_the_install_line_for_this_machine(monkeypatch):
+    from typer.testing import CliRunner
+
+    from transcription_benchmarks.cli import app
+
+    monkeypatch.delenv("TORCH_SPEC", raising=False)
+    g5 = StandInNvml(driver="550.90.07", cuda=12040, capabilities=((8, 6),), name=b"NVIDIA A10G")
+    monkeypatch.setitem(sys.modules, "pynvml", g5)
+    result = CliRunner().invoke(app, ["doctor", "--fix"])
+    assert result.exit_code == 0, result.output
+    reason, line = result.output.strip().splitlines()
+    assert reason.startswith("# driver 550.90.07 on compute capability 8.6 runs CUDA 12: ")
+    assert line == f"{sys.executable} -m pip install torch==2.10.0 ctranslate2==4.8.5"
+    monkeypatch.setitem(sys.modules, "pynvml", StandInNvml(driver="470.256.02", cuda=11040))
+    refused = CliRunner().invoke(app, ["doctor", "--fix"])
+    assert refused.exit_code == 1
+    assert "No CUDA stack fits this machine: driver 470.256.02" in refused.output
+    monkeypatch.setitem(sys.modules, "pynvml", StandInNvml(fail_init=True))
+    none = CliRunner().invoke(app, ["doctor", "--fix"])
+    assert none.exit_code == 0 and none.output.startswith("No NVIDIA GPU here")
+
+
+def test_gpu_bench_without_a_gpu_exits_0_and_says_why():
+    import shutil
+    from pathlib import Path
+
+    nox = shutil.which("nox")
+    if nox is None:
+        pytest.skip("nox is not installed in this environment")
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [nox, "-s", "gpu_bench", "--no-install", "--reuse-existing-virtualenvs"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "no CUDA GPU here (no NVIDIA driver" in run.stderr
+    assert "GPU session skipped" in run.stderr

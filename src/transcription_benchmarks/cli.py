@@ -687,15 +687,51 @@ def version_command() -> None:
 @app.command("doctor")
 def doctor_command(
     as_json: Annotated[bool, typer.Option("--json", help="the diagnosis as JSON")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="print the torch + ctranslate2 install line this machine's driver runs "
+            "(compat/stack.py's choice; TORCH_SPEC overrides the torch) instead of probing",
+        ),
+    ] = False,
+    install: Annotated[
+        bool, typer.Option("--install", help="with --fix: run that line with this python")
+    ] = False,
 ) -> None:
     """Probe this env's CUDA stack (torch, ctranslate2, cuBLAS, cuDNN, driver) against the known
     issues; exit 1 when one applies to this machine."""
+    if fix or install:
+        _doctor_fix(install)
+        return
     from transcription_benchmarks.compat.doctor import diagnose, render
 
     diagnosis = diagnose()
     # typer.echo, not rich: the report's [APPLIES] tags would be read as rich markup.
     typer.echo(diagnosis.model_dump_json(indent=1) if as_json else render(diagnosis))
     raise typer.Exit(1 if diagnosis.failing else 0)
+
+
+def _doctor_fix(install: bool) -> None:
+    import shlex
+    import subprocess
+    import sys
+
+    from transcription_benchmarks.compat.stack import choice_for_this_machine
+
+    choice = choice_for_this_machine()
+    if not choice.gpu:
+        typer.echo(f"No NVIDIA GPU here ({choice.error}): no CUDA stack to choose.")
+        return
+    if choice.stack is None:
+        typer.echo(f"No CUDA stack fits this machine: {choice.refusal}", err=True)
+        raise typer.Exit(1)
+    stack = choice.stack
+    typer.echo(f"# {stack.reason}")
+    line = stack.install_command(sys.executable)
+    typer.echo(shlex.join(line))
+    if install:
+        raise typer.Exit(subprocess.run(line, check=False).returncode)
 
 
 @app.command("compat-table")

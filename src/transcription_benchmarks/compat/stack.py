@@ -54,9 +54,8 @@ class Stack(BaseModel):
         """Arguments for `pip install`: TORCH_SPEC's own words (an --index-url included)."""
         return [*shlex.split(self.torch), f"ctranslate2=={self.ctranslate2}", *self.extra]
 
-    @property
-    def install_line(self) -> str:
-        return "python -m pip install " + shlex.join(self.requirements)
+    def install_command(self, python: str = "python") -> list[str]:
+        return [python, "-m", "pip", "install", *self.requirements]
 
 
 def _version(text: str) -> tuple[int, ...]:
