@@ -119,9 +119,11 @@ def test_a_runner_killed_with_sigkill_takes_its_worker_along(tmp_path):
         assert gone, "the worker outlived its runner"
     finally:
         runner.kill()
-    assert all(d.exists() for d in cell_dirs)  # nothing could remove them at SIGKILL...
-    removed = remove_stale_cell_dirs()  # ...the next runner does
-    assert set(cell_dirs) <= set(removed)
+    # Nothing could remove them at SIGKILL; the next runner does. (Another test process's
+    # runner on this machine, e.g. an xdist worker or mutmut, may be that next runner.)
+    left = [d for d in cell_dirs if d.exists()]
+    removed = remove_stale_cell_dirs()
+    assert set(left) <= set(removed)
     assert not any(d.exists() for d in cell_dirs)
 
 
@@ -185,7 +187,10 @@ def test_rows_after_a_glued_line_are_all_read(tmp_path):
     assert [r.reason for r in rows] == ["row 0", "row 1", "row 2"]
     [record] = caught
     assert record.category is UserWarning
-    assert str(record.message).startswith(f"{out}:3: a torn fragment precedes a row")
+    assert str(record.message) == (
+        f"{out}:3: a torn fragment precedes a row on this line; the row is kept, the fragment "
+        "skipped"
+    )
     assert _warned_here(record)
 
 
@@ -212,6 +217,14 @@ def test_a_bad_line_before_the_last_names_file_line_and_field(tmp_path):
         f"{out}:2: not a matrix row: Input should be 'ok', 'oom', 'abort', 'timeout', 'error' "
         "or 'unavailable' at status"
     )
+    nested = second.replace('"cell":{"model":"cell-1"', '"cell":{"model":7')
+    out.write_text("\n".join([first, nested, third]) + "\n")
+    with pytest.raises(ResultsFileError) as raised:
+        read_rows(out)
+    assert (
+        str(raised.value)
+        == f"{out}:2: not a matrix row: Input should be a valid string at cell.model"
+    )
     out.write_text("\n".join([first, "[1, 2]", third]) + "\n")
     with pytest.raises(ResultsFileError) as raised:
         read_rows(out)
@@ -232,3 +245,14 @@ def test_killing_a_worker_that_is_already_gone_is_not_an_error():
     process.wait()
     _kill_group(process)  # its group is gone: nothing to kill, nothing raised
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize("tail", ["  \t", "X"])  # whitespace, and a letter, ending the fragment
+def test_a_torn_fragment_is_set_aside_byte_for_byte(tmp_path, tail):
+    (first,) = _lines("error")
+    out = tmp_path / "rows.jsonl"
+    fragment = '{"schema_version":1,"matrix":"m","cell_id":"abc' + tail
+    out.write_text(first + "\n" + fragment)
+    assert set_aside_torn_tail(out) is not None
+    assert out.read_text() == first + "\n"
+    assert (tmp_path / "rows.jsonl.torn").read_text() == fragment + "\n"

@@ -210,8 +210,13 @@ def test_the_decompressed_cap_is_inclusive_and_stops_inflating_at_it():
 
 
 def test_malformed_headers_say_which_layer_is_wrong():
-    with pytest.raises(ParamsError, match="X-Amzn-SageMaker-Custom-Attributes is not brotli"):
-        decode_params(base64.b64encode(b"plain text").decode())
+    header = "X-Amzn-SageMaker-Custom-Attributes"
+    with pytest.raises(ParamsError) as raised:
+        decode_params(base64.b64encode(b"\xff" * 20).decode())  # brotli's decoder fails
+    assert str(raised.value) == f"{header} is not brotli-compressed JSON"
+    with pytest.raises(ParamsError) as raised:
+        decode_params(base64.b64encode(b"plain text").decode())  # reads as a stream cut short
+    assert str(raised.value) == f"{header} is not brotli-compressed JSON (truncated or other data)"
 
 
 def test_the_same_params_encode_to_the_same_header_in_any_key_order():
@@ -226,7 +231,10 @@ def test_encoding_errors_name_the_problem_and_the_fix():
     prompt = "".join(f"{i:x}{i * 7919 % 65521:x}" for i in range(600))
     with pytest.raises(ParamsTooLongError) as raised:
         encode_params({"single": {"initial_prompt": prompt}})
-    assert "Drop options that equal their defaults" in str(raised.value)
+    assert str(raised.value).endswith(
+        "allows at most 1024. Drop options that equal their defaults or shorten long values "
+        "(initial_prompt, hotwords)."
+    )
 
 
 def test_invalid_params_inside_a_request_are_named_under_its_field():
