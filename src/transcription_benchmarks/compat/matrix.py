@@ -14,6 +14,7 @@ import sys
 import tomllib
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,9 +59,17 @@ class Scenario(BaseModel):
     id: str
     description: str
     ld_library_path: tuple[str, ...]
+    python_path: tuple[str, ...] = ()
+    """PYTHONPATH entries for the probe ({cublas12}: pip's nvidia-cublas-cu12, unpacked)."""
+    observe: Literal["ctranslate2", "harness"] = "ctranslate2"
+    """What the observation is of: ctranslate2 used alone, or this project's faster-whisper
+    backend, which preloads pip's cuBLAS 12 (a cuBLAS issue the preload resolves is not one)."""
 
     def library_path(self, site: str, old_nvjitlink: str) -> list[str]:
         return [p.format(site=site, old_nvjitlink=old_nvjitlink) for p in self.ld_library_path]
+
+    def module_path(self, cublas12: str) -> list[str]:
+        return [p.format(cublas12=cublas12) for p in self.python_path]
 
 
 class Cell(BaseModel):
@@ -79,6 +88,7 @@ class Matrix(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     old_nvjitlink: str
+    cublas12: str
     cuda: dict[str, CudaNeeds]
     torch: dict[str, TorchBuild]
     ctranslate2: dict[str, Ctranslate2Build]

@@ -31,6 +31,7 @@ DEFAULT_SIDE_DIR = Path.home() / ".cache" / "transcription-benchmarks" / "compat
 class ScenarioRun(BaseModel):
     scenario: str
     ld_library_path: list[str]
+    python_path: list[str] = []
     seconds: float
     observed: list[str]
     unexplained: list[str]
@@ -93,11 +94,15 @@ def run_probe(
     ld_library_path: list[str],
     model: str | None = None,
     audio: str | None = None,
+    python_path: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The probe with `python`, LD_LIBRARY_PATH exactly `ld_library_path` (unset when empty)."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    """The probe with `python`, LD_LIBRARY_PATH exactly `ld_library_path` and PYTHONPATH
+    exactly `python_path` (each unset when empty)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH")}
     if ld_library_path:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(ld_library_path)
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(python_path)
     cmd = [python, str(PROBE_SCRIPT)]
     if model and audio:
         cmd += ["--model", model, "--audio", audio]
@@ -135,17 +140,21 @@ def run_cell(
 ) -> CellResult:
     site = site_packages(python)
     old = str(old_nvjitlink_lib(matrix, side_dir))
+    cublas12 = ""
+    if any(scenario.python_path for scenario in scenarios):
+        cublas12 = str(side_install(matrix.cublas12, side_dir))
     model, audio = gpu_model_and_audio()
     runs = []
     for scenario in scenarios:
         path = scenario.library_path(site, old)
         start = time.perf_counter()
-        report = run_probe(python, path, model, audio)
-        observed, unexplained = observed_issues(report)
+        report = run_probe(python, path, model, audio, scenario.module_path(cublas12))
+        observed, unexplained = observed_issues(report, harness=scenario.observe == "harness")
         runs.append(
             ScenarioRun(
                 scenario=scenario.id,
                 ld_library_path=path,
+                python_path=scenario.module_path(cublas12),
                 seconds=round(time.perf_counter() - start, 1),
                 observed=observed,
                 unexplained=unexplained,
