@@ -56,6 +56,16 @@ def test_code_installs_and_configures_the_handler(artifact, tmp_path):
         in requirements
     )
     assert "faster-whisper==1.2.1" in requirements
+    # ctranslate2 as the stack chooser picks it for the container's CUDA: one needing no cuDNN.
+    from transcription_benchmarks.aws.images import INFERENCE_GPU_TAG
+    from transcription_benchmarks.compat.matrix import default_matrix
+    from transcription_benchmarks.serving.package import CONTAINER_CUDA
+
+    assert f"-cu{CONTAINER_CUDA.replace('.', '')}-" in INFERENCE_GPU_TAG
+    [pin] = [line for line in requirements if line.startswith("ctranslate2==")]
+    build = default_matrix().ctranslate2[pin.removeprefix("ctranslate2==")]
+    assert (build.cuda, build.cudnn) == (CONTAINER_CUDA.split(".")[0], "")
+    assert pin == "ctranslate2==4.8.5"
     config = ServingConfig.model_validate(json.loads((code / "serving.json").read_text()))
     assert (config.backend, config.compute_type, config.device) == ("faster-whisper", "int8", "cpu")
     assert (

@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict
 
-from transcription_benchmarks.compat.matrix import Matrix, default_matrix
+from transcription_benchmarks.compat.matrix import Ctranslate2Build, Matrix, default_matrix
 from transcription_benchmarks.compat.registry import get_issue
 from transcription_benchmarks.errors import BenchError
 
@@ -81,6 +81,29 @@ def runnable_cuda_majors(
     return sorted(majors, reverse=True)
 
 
+def ctranslate2_for(
+    cuda_majors: list[int], matrix: Matrix | None = None
+) -> tuple[str, Ctranslate2Build]:
+    """The newest ctranslate2 built for one of `cuda_majors` that needs no cuDNN (so it cannot
+    meet the cuDNN load failures), with its build facts."""
+    matrix = matrix or default_matrix()
+    choices = sorted(
+        (
+            (Version(v), v, build)
+            for v, build in matrix.ctranslate2.items()
+            if int(build.cuda) in cuda_majors and not build.cudnn
+        ),
+        reverse=True,
+    )
+    if not choices:
+        raise NoStackError(
+            f"no ctranslate2 in the compat facts is built for CUDA "
+            f"{'/'.join(map(str, cuda_majors))} without cuDNN"
+        )
+    _, version, build = choices[0]
+    return version, build
+
+
 def _spec_version(spec: str) -> str | None:
     """torch's pinned version in a spec such as 'torch==2.6.0 --index-url ...', if pinned."""
     for word in shlex.split(spec):
@@ -114,21 +137,7 @@ def choose_stack(
             f"(CUDA {oldest[0]} needs driver >= {oldest[1].min_driver}). "
             f"{get_issue('driver-too-old').fix}"
         )
-    ct2_choices = sorted(
-        (
-            (Version(v), v, build)
-            for v, build in matrix.ctranslate2.items()
-            if int(build.cuda) in majors and not build.cudnn
-        ),
-        reverse=True,
-    )
-    if not ct2_choices:
-        raise NoStackError(
-            f"driver {driver_version}{gpu} runs CUDA {', '.join(map(str, majors))}, and no "
-            "ctranslate2 in the compat facts is built for it without cuDNN; "
-            f"{get_issue('driver-too-old').fix}"
-        )
-    _, ct2, ct2_build = ct2_choices[0]
+    ct2, ct2_build = ctranslate2_for(majors, matrix)
     runs = f"driver {driver_version}{gpu} runs CUDA {'/'.join(map(str, majors))}"
 
     if torch_spec:

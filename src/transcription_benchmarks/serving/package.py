@@ -24,6 +24,10 @@ from transcription_benchmarks.serving.config import CONFIG_FILE, ServingConfig
 
 ARTIFACT_NAME = "model_artifact.tar.gz"
 WHEEL_PLACEHOLDER = "{wheel}"
+CT2_PLACEHOLDER = "{ctranslate2}"
+CONTAINER_CUDA = "12.4"
+"""The CUDA of the image the artifact is served in: the Hugging Face PyTorch inference DLC's
+torch 2.6 cu124 (aws/images.INFERENCE_GPU_TAG). The ctranslate2 pin is chosen for it."""
 MODEL_FORMATS: dict[BackendName, ModelFormat] = {
     "faster-whisper": "ctranslate2",
     "transformers": "transformers",
@@ -41,10 +45,22 @@ def template_dir(backend: BackendName) -> Path:
     return Path(str(package.joinpath(backend.replace("-", "_"))))
 
 
+def requirements_text(backend: BackendName) -> str:
+    """The backend's requirements.txt with its ctranslate2 pin filled in by the stack chooser
+    for CONTAINER_CUDA (the wheel placeholder stays for stage() to fill)."""
+    from transcription_benchmarks.compat.stack import ctranslate2_for
+
+    text = (template_dir(backend) / "requirements.txt").read_text()
+    if CT2_PLACEHOLDER in text:
+        version, _ = ctranslate2_for([int(CONTAINER_CUDA.split(".")[0])])
+        text = text.replace(CT2_PLACEHOLDER, version)
+    return text
+
+
 def container_requirements(backend: BackendName) -> list[str]:
     """The backend's pins from its requirements.txt, without the line that installs the wheel:
     what the local endpoint's env installs besides this package."""
-    text = (template_dir(backend) / "requirements.txt").read_text()
+    text = requirements_text(backend)
     return [
         line.strip()
         for line in text.splitlines()
@@ -84,7 +100,7 @@ def stage(
     (code / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n")
     if wheel is not None:
         shutil.copy2(wheel, code / wheel.name)
-        requirements = (templates / "requirements.txt").read_text()
+        requirements = requirements_text(config.backend)
         (code / "requirements.txt").write_text(requirements.replace(WHEEL_PLACEHOLDER, wheel.name))
     return dest
 
