@@ -46,8 +46,9 @@ def test_a_torn_last_line_is_set_aside_before_a_resume_appends(tmp_path):
     fragment = '{"schema_version":1,"matrix":"torn","cell_id":"abc","cell":{"mod'
     out.write_text(whole + fragment)  # a run killed mid-write: no newline, half a row
 
-    with pytest.warns(TornRowWarning, match=r"moved to .*rows\.jsonl\.torn"):
+    with pytest.warns(TornRowWarning, match=r"moved to .*rows\.jsonl\.torn") as caught:
         rows = run_matrix(matrix, out, progress=False)
+    assert all(_warned_here(record) for record in caught)  # at the caller of run_matrix
     assert [r.status for r in rows] == ["error", "abort"]
     assert out.read_text().startswith(whole)  # the earlier row untouched
     assert [r.status for r in read_rows(out)] == ["error", "abort"]  # every line a row
@@ -256,3 +257,46 @@ def test_a_torn_fragment_is_set_aside_byte_for_byte(tmp_path, tail):
     assert set_aside_torn_tail(out) is not None
     assert out.read_text() == first + "\n"
     assert (tmp_path / "rows.jsonl.torn").read_text() == fragment + "\n"
+
+
+def test_a_fragment_torn_inside_a_character_is_set_aside(tmp_path):
+    (first,) = _lines("error")
+    out = tmp_path / "rows.jsonl"
+    fragment = b'{"schema_version":1,"matrix":"m","cell":{"label":"fp16 caf' + b"\xc3"
+    out.write_bytes(first.encode() + b"\n" + fragment)  # cut between the two bytes of "é"
+    assert set_aside_torn_tail(out) is not None
+    assert out.read_text() == first + "\n"
+    assert (tmp_path / "rows.jsonl.torn").read_bytes() == fragment + b"\n"
+
+
+def test_a_worker_that_wrote_undecodable_bytes_still_gets_its_row(tmp_path):
+    from transcription_benchmarks.matrix.runner import _tail
+
+    log = tmp_path / "stderr.txt"
+    log.write_bytes(b"starting\n\xff\xfe garbled\nRuntimeError: boom\n")
+    assert _tail(log) == ["starting", "\ufffd\ufffd garbled", "RuntimeError: boom"]
+    assert _tail(tmp_path / "never-written.txt") == []
+
+
+def test_rows_say_where_and_when_the_cell_ran():
+    import socket
+    from datetime import UTC, datetime
+
+    from transcription_benchmarks.matrix.runner import _row
+
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    row = _row("m", Cell(model="c"), "error", "why", started, 1.5)
+    assert (row.host, row.started_at, row.wall_s) == (socket.gethostname(), started, 1.5)
+
+
+@pytest.mark.usefixtures("cells_importable")
+def test_the_matrix_timeout_applies_to_cells_without_their_own(tmp_path):
+    out = tmp_path / "not" / "yet" / "there" / "rows.jsonl"  # folders made as needed
+    sleeping = Cell(model="python:matrix_cells:sleep", label="sleeps 60 s")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        [row] = run_matrix(Matrix(name="t", cells=[sleeping]), out, progress=False, timeout_s=1)
+    assert row.status == "timeout"
+    assert row.reason == "killed after the 1 s limit (process group sent SIGKILL)"
+    assert [r.status for r in read_rows(out)] == ["timeout"]
+    assert not caught
