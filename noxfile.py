@@ -93,9 +93,14 @@ def _gpu_stack(session: nox.Session) -> bool:
         session.error(f"no CUDA stack fits this machine: {choice['refusal']}")
     stack = choice["stack"]
     session.log(f"CUDA stack: {stack['reason']}")
-    torch_and_ct2 = [*shlex.split(stack["torch"]), f"ctranslate2=={stack['ctranslate2']}"]
-    session.install(*torch_and_ct2, *stack["extra"])
-    session.install("-e", ".[dev]", *torch_and_ct2)  # the extras must not move the pins
+    ct2 = f"ctranslate2=={stack['ctranslate2']}"
+    session.install(*shlex.split(stack["torch"]), ct2, *stack["extra"])
+    torch = session.run(
+        "python", "-c", "from importlib.metadata import version; print(version('torch'))",
+        silent=True,
+    )  # fmt: skip
+    # The project's extras must not move the pins (TORCH_SPEC's --index-url stays out of it).
+    session.install("-e", ".[dev]", f"torch=={str(torch).strip()}", ct2)
     diagnosis = json.loads(
         session.run("tbench", "doctor", "--json", silent=True, success_codes=[0, 1]) or "{}"
     )
