@@ -276,6 +276,10 @@ def test_a_worker_that_wrote_undecodable_bytes_still_gets_its_row(tmp_path):
     log.write_bytes(b"starting\n\xff\xfe garbled\nRuntimeError: boom\n")
     assert _tail(log) == ["starting", "\ufffd\ufffd garbled", "RuntimeError: boom"]
     assert _tail(tmp_path / "never-written.txt") == []
+    log.write_text("\n".join([f"line {i}" for i in range(7)] + ["x" * 400]) + "\n")
+    tail = _tail(log)
+    assert tail[:4] == ["line 3", "line 4", "line 5", "line 6"]  # the last five lines...
+    assert tail[4] == "x" * 297 + "..."  # ...each cut to 300 characters
 
 
 def test_rows_say_where_and_when_the_cell_ran():
@@ -300,3 +304,24 @@ def test_the_matrix_timeout_applies_to_cells_without_their_own(tmp_path):
     assert row.reason == "killed after the 1 s limit (process group sent SIGKILL)"
     assert [r.status for r in read_rows(out)] == ["timeout"]
     assert not caught
+
+
+@pytest.mark.usefixtures("cells_importable")
+def test_a_cell_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch):
+    from transcription_benchmarks.matrix.runner import run_cell
+
+    monkeypatch.chdir(tmp_path)
+    row = run_cell("m", FAILING)
+    assert row.status == "error" and row.reason == "ValueError: this cell always fails"
+    assert list(tmp_path.iterdir()) == []  # job, row and stderr lived in the cell's own folder
+
+
+def test_a_cell_that_cannot_run_here_took_no_time_and_says_when():
+    from datetime import UTC, datetime
+
+    from transcription_benchmarks.matrix.runner import run_cell
+
+    before = datetime.now(UTC)
+    row = run_cell("m", Cell(model="nvidia/canary-1b", args={"backend": "nemo"}))
+    assert row.status == "unavailable" and row.wall_s == 0.0
+    assert before <= row.started_at <= datetime.now(UTC)  # timezone-aware, now
