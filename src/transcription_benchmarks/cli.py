@@ -698,17 +698,28 @@ def doctor_command(
     install: Annotated[
         bool, typer.Option("--install", help="with --fix: run that line with this python")
     ] = False,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="only the issues that apply here, one line each with its fix"
+        ),
+    ] = False,
 ) -> None:
     """Probe this env's CUDA stack (torch, ctranslate2, cuBLAS, cuDNN, driver) against the known
     issues; exit 1 when one applies to this machine."""
     if fix or install:
         _doctor_fix(install)
         return
-    from transcription_benchmarks.compat.doctor import diagnose, render
+    from transcription_benchmarks.compat.doctor import diagnose, render, render_summary
 
     diagnosis = diagnose()
     # typer.echo, not rich: the report's [APPLIES] tags would be read as rich markup.
-    typer.echo(diagnosis.model_dump_json(indent=1) if as_json else render(diagnosis))
+    if as_json:
+        typer.echo(diagnosis.model_dump_json(indent=1))
+    elif summary:
+        typer.echo(render_summary(diagnosis) or "No known issue applies.")
+    else:
+        typer.echo(render(diagnosis))
     raise typer.Exit(1 if diagnosis.failing else 0)
 
 

@@ -71,12 +71,10 @@ def matrix_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def job_results(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """results.jsonl as a training job leaves it: the shipped archive unpacked, its entry point
-    run (install skipped: the package is installed here) with SageMaker's directory layout."""
-    root = tmp_path_factory.mktemp("job")
-    (root / "matrix").mkdir()
+def _run_job(root: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """The shipped archive unpacked in `root` and its entry point run as a training job runs it
+    (install skipped: the package is installed here), with SageMaker's directory layout."""
+    (root / "matrix").mkdir(parents=True)
     (root / "matrix" / MATRIX_NAME).write_text(MATRIX_TOML)
     archive = package_source(load_matrix(root / "matrix" / MATRIX_NAME), root / SOURCE_ARCHIVE)
     code = root / "code"
@@ -91,8 +89,9 @@ def job_results(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         "SM_CHANNEL_MATRIX": str(root / "matrix"),
         # Only the shipped audio: the job has no ../shared/test_audio.
         "TRANSCRIPTION_BENCHMARKS_AUDIO_PATH": "",
+        **extra_env,
     }
-    run = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(code / ENTRY_POINT), "--matrix", MATRIX_NAME],
         cwd=code,
         env=env,
@@ -100,6 +99,13 @@ def job_results(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def job_results(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """results.jsonl as a training job leaves it."""
+    root = tmp_path_factory.mktemp("job")
+    run = _run_job(root)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     results = root / "model" / "results.jsonl"
     assert (root / "output" / "data" / "results.jsonl").read_bytes() == results.read_bytes()
@@ -107,6 +113,27 @@ def job_results(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     assert [r.status for r in rows] == ["ok", "ok"], [r.reason for r in rows]
     assert all(JFK_TEXT in r.result.transcript.text.lower() for r in rows)
     return results.read_bytes()
+
+
+NVJITLINK = (
+    "libcusparse.so.12: undefined symbol: __nvJitLinkComplete_12_4, version libnvJitLink.so.12"
+)
+
+
+def test_a_job_on_a_broken_cuda_stack_stops_with_the_fix_before_any_cell(tmp_path: Path):
+    # A stand-in for a CUDA torch whose cuSPARSE meets an older system nvJitLink (the original
+    # FAQ's failure; a real one needs a CUDA build of torch): a torch package that raises its
+    # message on import, first on the job's python path.
+    broken = tmp_path / "broken-torch" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(f"raise ImportError({NVJITLINK!r})\n")
+    run = _run_job(tmp_path / "job", PYTHONPATH=str(broken.parent))
+    assert run.returncode != 0
+    failure = (tmp_path / "job" / "output" / "failure").read_text()
+    assert failure.startswith("tbench remote run failed: the CUDA stack will not run on this ")
+    assert "nvjitlink-symbol: torch_import: ImportError: libcusparse.so.12" in failure
+    assert "Fix: " in failure
+    assert not (tmp_path / "job" / "model" / "results.jsonl").exists()  # no cell ran
 
 
 def _tar_gz(path: Path, name: str, data: bytes) -> Path:

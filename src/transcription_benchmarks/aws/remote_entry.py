@@ -25,6 +25,10 @@ SKIP_INSTALL_ENV = "TBENCH_REMOTE_SKIP_INSTALL"
 """Set to 1 where the package is already installed (a local rehearsal of the job)."""
 
 
+class StackError(RuntimeError):
+    """`tbench doctor` found a known issue that applies on this instance."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--matrix", required=True, help="matrix file name in the matrix channel")
@@ -52,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         env["TRANSCRIPTION_BENCHMARKS_AUDIO_PATH"] = os.pathsep.join(
             p for p in (env.get("TRANSCRIPTION_BENCHMARKS_AUDIO_PATH"), audio) if p
         )
+        # The CUDA stack first: on a GPU instance a known issue (a driver too old for the
+        # image's CUDA, cuBLAS or cuDNN not found) stops the job with its fix as the failure
+        # reason, instead of a row per cell with the same error. CUDA-only issues are latent,
+        # and pass, on CPU instances.
+        doctor = subprocess.run(
+            [sys.executable, "-m", "transcription_benchmarks", "doctor", "--summary"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if doctor.returncode != 0:
+            raise StackError(doctor.stdout.strip() or doctor.stderr.strip()[-800:])
         command = [sys.executable, "-m", "transcription_benchmarks", "matrix", str(matrix)]
         command += ["--out", str(results)]
         if args.timeout:
@@ -61,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except BaseException as exc:
         failure.parent.mkdir(parents=True, exist_ok=True)
-        detail = str(exc) if isinstance(exc, subprocess.CalledProcessError) else ""
+        detail = ""
+        if isinstance(exc, subprocess.CalledProcessError):
+            detail = str(exc)
+        elif isinstance(exc, StackError):
+            detail = f"the CUDA stack will not run on this instance: {exc}"
         failure.write_text(
             f"tbench remote run failed: {detail or traceback.format_exc(limit=3)}"[:1000]
         )

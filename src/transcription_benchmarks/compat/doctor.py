@@ -95,7 +95,9 @@ def evidence(report: dict[str, Any], issue: KnownIssue) -> str:
     for step in report["steps"]:
         text = step.get("error") or ""
         if step["status"] == "error" and issue.matches(text):
-            return f"{step['name']}: {text.strip().splitlines()[0]}"
+            lines = text.strip().splitlines()
+            shown = next((line for line in reversed(lines) if issue.matches(line)), lines[-1])
+            return f"{step['name']}: {shown.strip()}"
     if issue.id == "cublas-off-path":
         return "libcublas.so.12 resolves only after `import torch`, not as ctranslate2 alone"
     if issue.id == "cublas12-missing":
@@ -204,3 +206,11 @@ def render(d: Diagnosis) -> str:
             f"    fix:      {issue.fix}",
         ]
     return "\n".join(lines)
+
+
+def render_summary(d: Diagnosis) -> str:
+    """One line per issue that applies to this machine, with its evidence and fix; "" when none
+    does. What a run that must not start on a broken stack prints before stopping."""
+    return "\n".join(
+        f"{f.issue.id}: {f.evidence}. Fix: {f.issue.fix}" for f in d.findings if f.applies
+    )
