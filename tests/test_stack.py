@@ -170,3 +170,14 @@ def test_gpu_bench_without_a_gpu_exits_0_and_says_why():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "no CUDA GPU here (no NVIDIA driver" in run.stderr
     assert "GPU session skipped" in run.stderr
+
+
+def test_the_deployed_container_runs_on_the_driver_of_the_ami_deploy_asks_for():
+    from transcription_benchmarks.aws.deploy import INFERENCE_AMI_VERSION
+    from transcription_benchmarks.serving.package import CONTAINER_CUDA
+
+    # SageMaker's AMI table: al2-ami-sagemaker-inference-gpu-2 brings driver 535 (CUDA 12.2);
+    # the default AMI of g4dn, g5, p3 and p4d brings 470, which runs no CUDA 12 at all.
+    assert INFERENCE_AMI_VERSION == "al2-ami-sagemaker-inference-gpu-2"
+    assert int(CONTAINER_CUDA.split(".")[0]) in runnable_cuda_majors("535.183.01", "7.5")
+    assert runnable_cuda_majors("470.256.02", "7.5") == []
