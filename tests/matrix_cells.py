@@ -23,3 +23,9 @@ def sleep(**_: Any):
 
 def out_of_memory(**_: Any):
     raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def sigkill(**_: Any):
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer sends

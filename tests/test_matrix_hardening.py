@@ -325,3 +325,16 @@ def test_a_cell_that_cannot_run_here_took_no_time_and_says_when():
     row = run_cell("m", Cell(model="nvidia/canary-1b", args={"backend": "nemo"}))
     assert row.status == "unavailable" and row.wall_s == 0.0
     assert before <= row.started_at <= datetime.now(UTC)  # timezone-aware, now
+
+
+@pytest.mark.usefixtures("cells_importable")
+def test_a_worker_killed_by_sigkill_is_an_abort_that_names_the_oom_killer():
+    from transcription_benchmarks.matrix.runner import run_cell
+
+    killed = run_cell("m", Cell(model="python:matrix_cells:sigkill"))
+    assert killed.status == "abort"
+    assert killed.reason.startswith("killed by SIGKILL (the kernel's OOM killer sends SIGKILL)")
+    aborted = run_cell("m", ABORTING)
+    assert aborted.status == "abort"
+    assert aborted.reason.startswith("killed by SIGABRT") and "OOM killer" not in aborted.reason
+    assert killed.wall_s > 0 and aborted.wall_s > 0

@@ -158,7 +158,11 @@ def remove_stale_cell_dirs() -> list[Path]:
     return removed
 
 
-def run_cell(matrix: str, cell: Cell, *, timeout_s: float | None = None) -> Row:
+# Not mutated by `nox -s mutation`: process supervision, held by tests that drive real runner
+# and worker processes (test_matrix_hardening, test_matrix), about 30 s per mutant.
+def run_cell(
+    matrix: str, cell: Cell, *, timeout_s: float | None = None
+) -> Row:  # pragma: no mutate block
     """One cell in a fresh worker process, classified by how the process ended."""
     started = datetime.now(UTC)
     if cell.args.get("backend") == "nemo":  # no process needed to know it cannot run
