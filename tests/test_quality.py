@@ -145,6 +145,7 @@ def short_with_silent_tail(tmp_path_factory, short):
     return path
 
 
+@pytest.mark.slow  # 7 s of decoding; the measures' unit tests above stand in for it under mutmut
 def test_hallucination_over_a_silent_tail_is_measured(short_with_silent_tail):
     # Measured here: faster-whisper's defaults (beam 5, no VAD) emit "Thank you for watching."
     # over the silent second window; VAD removes the silence and the hallucination with it.
@@ -190,6 +191,7 @@ def test_transformers_loops_over_silence_and_the_measures_say_so(short_with_sile
     assert result.quality.repetition.longest_run >= 10
 
 
+@pytest.mark.slow  # 45 s for the eight: against every mutant of the metrics, an hour of mutmut
 @pytest.mark.parametrize("name", sorted(WER_BOUNDS))
 @pytest.mark.parametrize("backend", ["faster-whisper", "transformers"])
 def test_wer_on_public_files_within_measured_bounds(name, backend):
