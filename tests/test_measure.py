@@ -116,3 +116,5 @@ def test_stats_of_two_runs_have_their_spread():
     assert Stats.from_runs([2.0]).stdev == 0.0
     with pytest.raises(ValueError, match="no timed runs"):
         Stats.from_runs([])
+    assert stats.describe() == "2 x median 2.000 s ±71%"  # stdev / mean
+    assert Stats.from_runs([2.0]).describe() == "1 x median 2.000 s"  # one run: no spread

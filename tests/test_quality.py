@@ -13,6 +13,7 @@ from transcription_benchmarks.audio.silence import silent_stretches
 from transcription_benchmarks.models import PACKAGED_ID
 from transcription_benchmarks.quality.metrics import (
     LOOPING_COMPRESSION_RATIO,
+    compression_ratio,
     error_rates,
     first_difference,
     pace,
@@ -228,3 +229,88 @@ def test_missing_reference_file_fails_before_loading(jfk, tmp_path):
             PACKAGED_ID,
             BenchArgs(test_file=str(jfk), reference_file=str(tmp_path / "no.txt"), **GREEDY),
         )
+
+
+# --- the measures at their boundaries (fast: no model; what mutation testing holds them to) ---
+
+
+def test_repetition_counts_runs_of_one_to_eight_words():
+    assert (repetition("").longest_run, repetition("").longest_run_ngram) == (0, "")
+    plain = repetition("ask not what your country")
+    assert (plain.longest_run, plain.longest_run_ngram) == (1, "")  # nothing repeats
+    assert (repetition("la la la").longest_run, repetition("la la la").longest_run_ngram) == (
+        3,
+        "la",
+    )
+    tail = repetition("and so the end the end")  # a run of two at the very end
+    assert (tail.longest_run, tail.longest_run_ngram) == (2, "the end")
+    eight = "one two three four five six seven eight"
+    assert repetition(f"{eight} {eight}").longest_run == 2  # the longest n-gram measured
+    nine = f"{eight} nine"
+    assert repetition(f"{nine} {nine}").longest_run == 1  # one word past it: not a run
+
+
+def test_compression_ratio_of_nothing_is_zero():
+    assert compression_ratio("") == 0.0
+    assert compression_ratio("la " * 200) > 2.4
+
+
+def _segment(start: float, end: float, text: str) -> Segment:
+    return Segment(start=start, end=end, text=text)
+
+
+def test_pace_flags_by_strict_limits_and_skips_empty_or_instant_segments():
+    assert pace([]).words_per_second is None
+    skipped = pace([_segment(0, 0, "instant words"), _segment(0, 6, "")])
+    assert (skipped.words_per_second, skipped.fast_segments, skipped.slow_segments) == (
+        None,
+        [],
+        [],
+    )
+    at_fast = pace([_segment(0, 1, "one two three four five six")])  # exactly 6 words/s
+    assert at_fast.fast_segments == [] and at_fast.words_per_second == 6.0
+    slow = pace(
+        [
+            _segment(0, 4, "short"),  # 0.25 words/s but under 5 s: not judged slow
+            _segment(10, 15, "five"),  # exactly 5 s at 0.2 words/s: slow
+            _segment(20, 26, "one two three"),  # exactly 0.5 words/s: not slow
+        ]
+    )
+    assert slow.slow_segments == [1]
+
+
+def test_text_in_silence_needs_words_a_span_and_most_of_it_silent():
+    silence = [(0.0, 10.0), (20.0, 30.0)]
+    found = text_in_silence(
+        [
+            _segment(0, 2, ""),  # no words: nothing to flag
+            _segment(3, 3, "instant"),  # no span: skipped, not divided by
+            _segment(4, 5, "one second"),  # a 1-s segment wholly in silence
+            _segment(12, 14, "spoken words"),  # outside both stretches
+            _segment(20, 30, "a b c"),
+        ],
+        silence,
+    )
+    assert found.segments == [2, 4]
+    assert found.words == 5  # 2 + 3: the flagged segments' words added up
+    assert found.silent_seconds == 20.0
+    edge = text_in_silence([_segment(0, 10, "on the edge")], [(2.0, 10.0)])  # 80 % inside
+    assert edge.segments == [0]
+
+
+def test_assess_uses_the_transcripts_language_and_only_what_was_given():
+    from transcription_benchmarks.quality.metrics import assess
+    from transcription_benchmarks.transcript import Transcript
+
+    french = Transcript(
+        segments=[_segment(0, 2, "le color")], language="fr", language_probability=0.9
+    )
+    quality = assess(french, reference="le colour", reference_source="catalog")
+    assert quality.error_rates.wer == 0.5  # French: no English spelling rules on either side
+    assert (quality.language, quality.language_probability) == ("fr", 0.9)
+    assert quality.reference_source == "catalog"
+    assert quality.silence_text is None  # no silences given
+    assert assess(french, language="en", reference="le colour").error_rates.wer == 0.0
+    bare = assess(french, silences=[], reference_source="catalog")
+    assert bare.error_rates is None and bare.reference_source is None
+    assert bare.silence_text is not None and bare.silence_text.segments == []
