@@ -349,9 +349,37 @@ def test_the_cost_guard_refuses_without_confirmation(aws, tmp_path: Path, matrix
     assert "ml.g4dn.xlarge x 1 x 1.00 h = 1.00 instance-hours x $0.736/h = $0.736" in plan
     assert "ml.g6.xlarge x 1 x 1.00 h = 1.00 instance-hours" in plan
     assert "at most 2.00 instance-hours" in plan
+    assert "warning" not in plan  # the CUDA 12.4 image runs on a T4 and an L4
     # Nothing was started or staged.
     assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
     assert boto3.client("s3", region_name=REGION).list_buckets()["Buckets"] == []
+
+
+def test_the_plan_warns_of_an_image_whose_cuda_the_gpu_cannot_run(
+    aws, tmp_path: Path, matrix_file: Path
+):
+    """A CUDA 13 image on a V100 (compute capability 7.0 < 7.5) is said next to its price,
+    before anything starts; the H100 line beside it carries no warning."""
+    shown: list[str] = []
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.11.0-gpu-py312-cu130"
+    with pytest.raises(CostNotConfirmedError):
+        bench_remote(
+            matrix_file,
+            ["ml.p3.2xlarge", "ml.p5.48xlarge"],
+            role=ROLE,
+            image=image,
+            out=tmp_path / "out",
+            echo=shown.append,
+            progress=False,
+        )
+    lines = shown[0].splitlines()
+    p3 = lines.index(next(line for line in lines if line.startswith("  ml.p3.2xlarge")))
+    assert lines[p3 + 1] == (
+        "    warning: the image's CUDA 13.0 needs compute capability >= 7.5, and "
+        "ml.p3.2xlarge's NVIDIA V100 has 7.0: every GPU cell would fail; choose a newer "
+        "instance family or an image of an older CUDA (--image)"
+    )
+    assert lines[p3 + 2].startswith("  ml.p5.48xlarge")
 
 
 @pytest.mark.parametrize(

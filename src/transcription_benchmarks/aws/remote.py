@@ -30,6 +30,7 @@ import transcription_benchmarks
 from transcription_benchmarks.audio.catalog import find_test_audio
 from transcription_benchmarks.aws import remote_entry
 from transcription_benchmarks.aws.images import is_gpu_instance, training_image
+from transcription_benchmarks.aws.instances import stack_warning
 from transcription_benchmarks.aws.session import (
     AwsError,
     S3Uri,
@@ -74,6 +75,10 @@ class PlannedJob(BaseModel):
     max_runtime_s: int
     instance_hours: float
     price_per_hour: float | None = Field(None, description="from the price table; None: unknown")
+    image: str | None = None
+    warning: str | None = Field(
+        None, description="why the image's CUDA may not run on this instance's GPU (instances.py)"
+    )
 
     @property
     def max_cost(self) -> float | None:
@@ -106,6 +111,8 @@ class CostPlan(BaseModel):
                 f"  {job.instance_type} x {job.instance_count} x {job.max_runtime_s / 3600:.2f} h "
                 f"= {job.instance_hours:.2f} instance-hours{price}"
             )
+            if job.warning:
+                lines.append(f"    warning: {job.warning}")
         costs = [job.max_cost for job in self.jobs]
         total = f"at most {self.instance_hours:.2f} instance-hours"
         if all(cost is not None for cost in costs):
@@ -160,8 +167,12 @@ def plan_cost(
     spot: bool = False,
     region: str = "us-east-1",
     prices: PriceTable | None = None,
+    images: dict[str, str] | None = None,
 ) -> CostPlan:
+    """Every job at its max runtime, priced; with `images` (instance type -> image URI), each
+    GPU job also says whether its image's CUDA runs on that instance's GPU."""
     hours = max_runtime_s / 3600
+    images = images or {}
     return CostPlan(
         jobs=[
             PlannedJob(
@@ -169,6 +180,8 @@ def plan_cost(
                 max_runtime_s=max_runtime_s,
                 instance_hours=hours,
                 price_per_hour=prices.hourly(t, region) if prices else None,
+                image=images.get(t),
+                warning=stack_warning(t, images[t]) if t in images and is_gpu_instance(t) else None,
             )
             for t in validate_instance_types(instance_types)
         ],
@@ -360,8 +373,14 @@ def bench_remote(
     sagemaker = sagemaker or client("sagemaker", region)
     region = sagemaker.meta.region_name
     prices = prices or load_prices()
+    images = {t: image or training_image(region, gpu=is_gpu_instance(t)) for t in instance_types}
     plan = plan_cost(
-        instance_types, max_runtime_s=max_runtime_s, spot=spot, region=region, prices=prices
+        instance_types,
+        max_runtime_s=max_runtime_s,
+        spot=spot,
+        region=region,
+        prices=prices,
+        images=images,
     )
     echo(plan.describe())
     check_confirmed(plan, confirm)
@@ -387,7 +406,7 @@ def bench_remote(
 
     jobs: list[RemoteJob] = []
     for instance_type in instance_types:
-        chosen = image or training_image(region, gpu=is_gpu_instance(instance_type))
+        chosen = images[instance_type]
         job = RemoteJob(
             instance_type=instance_type,
             job_name=job_name(instance_type, now),
