@@ -123,7 +123,7 @@ def bench(
         audio_path=str(audio.path),
         audio_duration_s=audio.duration_s,
         device=device,
-        args=args,
+        args=args.model_dump(mode="json"),
         config=config,
         load_time_s=load_time,
         timing=timing,

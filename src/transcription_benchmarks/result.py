@@ -11,16 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.formats import CURRENT, upgrade
 from transcription_benchmarks.measure.environment import Environment
 from transcription_benchmarks.measure.memory import MemoryStats
 from transcription_benchmarks.measure.timer import Stats
 from transcription_benchmarks.quality.metrics import Quality
 from transcription_benchmarks.transcript import Transcript
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = CURRENT["BenchResult"]
 
 
 class ModelInfo(BaseModel):
@@ -33,6 +33,9 @@ class ModelInfo(BaseModel):
 
 
 class BenchResult(BaseModel):
+    """One run as stored; a file of an older schema_version is brought up to date on reading and
+    a newer one refused (formats.py holds the history)."""
+
     schema_version: int = SCHEMA_VERSION
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     backend: str
@@ -41,7 +44,10 @@ class BenchResult(BaseModel):
     audio_path: str
     audio_duration_s: float
     device: str
-    args: BenchArgs
+    args: dict[str, Any] = Field(
+        description="the BenchArgs as recorded: data, so that a later change to the options "
+        "leaves this file readable"
+    )
     config: dict[str, Any] = Field(description="effective options the backend ran with")
     load_time_s: float
     timing: Stats
@@ -56,6 +62,11 @@ class BenchResult(BaseModel):
     quality: Quality | None = None
     environment: Environment
     warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return upgrade("BenchResult", data)
 
     @property
     def speed(self) -> float:

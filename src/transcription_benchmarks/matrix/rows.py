@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.formats import CURRENT, FormatVersionError, upgrade
 from transcription_benchmarks.result import BenchResult
 
-ROW_SCHEMA_VERSION = 1
+ROW_SCHEMA_VERSION = CURRENT["Row"]
 
 Status = Literal["ok", "oom", "abort", "timeout", "error", "unavailable"]
 """ok: ran; oom: out of (GPU or host) memory; abort: the process died by a signal (e.g. the
@@ -67,6 +68,11 @@ class Row(BaseModel):
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     host: str | None = Field(None, description="where it ran (hostname or instance type)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return upgrade("Row", data)
+
 
 class ResultsFileError(BenchError):
     """A results JSONL file is missing or holds a line that is not a row."""
@@ -102,6 +108,8 @@ def read_rows(path: str | Path) -> list[Row]:
     for index, (number, line) in enumerate(numbered):
         try:
             rows.append(Row.model_validate_json(line))
+        except FormatVersionError as exc:  # a whole row this version cannot read: never skipped
+            raise ResultsFileError(f"{path}:{number}: {exc}") from None
         except ValidationError as exc:
             if (glued := _glued_row(line)) is not None:
                 warnings.warn(

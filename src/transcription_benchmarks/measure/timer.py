@@ -19,27 +19,37 @@ UNSTABLE_RELATIVE_STDEV = 0.10
 
 
 class Stats(BaseModel):
-    runs_s: list[float] = Field(description="timed runs, seconds, in order")
+    """The timed runs as measured; every statistic is derived from them when asked, never stored
+    beside them (where a copy could disagree with the runs)."""
+
+    runs_s: list[float] = Field(min_length=1, description="timed runs, seconds, in order")
     warmup_s: list[float] = Field(default_factory=list, description="untimed warm-up runs, seconds")
-    median: float
-    mean: float
-    min: float
-    max: float
-    stdev: float
 
     @classmethod
     def from_runs(cls, runs: list[float], warmup: list[float] | None = None) -> Stats:
         if not runs:
             raise ValueError("no timed runs")
-        return cls(
-            runs_s=runs,
-            warmup_s=warmup or [],
-            median=statistics.median(runs),
-            mean=statistics.fmean(runs),
-            min=min(runs),
-            max=max(runs),
-            stdev=statistics.stdev(runs) if len(runs) > 1 else 0.0,
-        )
+        return cls(runs_s=runs, warmup_s=warmup or [])
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs_s)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.runs_s)
+
+    @property
+    def min(self) -> float:
+        return min(self.runs_s)
+
+    @property
+    def max(self) -> float:
+        return max(self.runs_s)
+
+    @property
+    def stdev(self) -> float:
+        return statistics.stdev(self.runs_s) if len(self.runs_s) > 1 else 0.0
 
     @property
     def relative_stdev(self) -> float:

@@ -60,11 +60,12 @@ def suspects(result: BenchResult) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     if config.get("temperature") not in (0, 0.0):
         changes.append({"temperature": 0.0})
-    if args.generate_kwargs.get("do_sample"):
-        changes.append({"generate_kwargs": {**args.generate_kwargs, "do_sample": False}})
-    if args.transcribe_options:
+    generate_kwargs = args.get("generate_kwargs") or {}
+    if generate_kwargs.get("do_sample"):
+        changes.append({"generate_kwargs": {**generate_kwargs, "do_sample": False}})
+    if args.get("transcribe_options"):
         changes.append({"transcribe_options": {}})
-    if args.batch_size is not None:
+    if args.get("batch_size") is not None:
         changes.append({"batch_size": None})
     if config.get("compute_type") not in (None, "float32"):
         changes.append({"compute_type": "float32"})
