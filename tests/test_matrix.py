@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from transcription_benchmarks.matrix.rows import Cell
+from transcription_benchmarks.matrix.rows import Cell, read_rows
 from transcription_benchmarks.matrix.runner import (
     _classify_exit,
-    read_rows,
     run_cell,
     run_matrix,
 )

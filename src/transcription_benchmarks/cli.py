@@ -294,21 +294,20 @@ def compare_command(
 ) -> None:
     """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation.
     With --host-a/--host-b, A and B may be one merged bench-remote file."""
+    from transcription_benchmarks.matrix.rows import Results
     from transcription_benchmarks.report import (
         check_thresholds,
         compare,
         format_comparison,
         load_thresholds,
-        read_rows,
     )
-    from transcription_benchmarks.report.by_instance import rows_for_host
 
     limits = load_thresholds(thresholds) if thresholds is not None else None
-    rows_a, rows_b = read_rows(a), read_rows(b)
+    rows_a, rows_b = Results.read(a), Results.read(b)
     if host_a is not None:
-        rows_a = rows_for_host(rows_a, host_a)
+        rows_a = rows_a.for_host(host_a)
     if host_b is not None:
-        rows_b = rows_for_host(rows_b, host_b)
+        rows_b = rows_b.for_host(host_b)
     comparison = compare(rows_a, rows_b)
     console.print(format_comparison(comparison), highlight=False, markup=False)
     violations = check_thresholds(rows_b, limits) if limits is not None else []
@@ -321,10 +320,12 @@ def check_command(
     results: Annotated[Path, typer.Argument(help="a matrix run's JSONL file")],
     thresholds: Annotated[Path, typer.Option(help="TOML limits")],
 ) -> None:
-    """Check a results file against thresholds; exit 1 listing the violations."""
-    from transcription_benchmarks.report import check_thresholds, load_thresholds, read_rows
+    """Check a results file against thresholds; exit 1 listing the violations. Each host's
+    current rows are checked (a merged bench-remote file: every instance type)."""
+    from transcription_benchmarks.matrix.rows import Results
+    from transcription_benchmarks.report import check_thresholds, load_thresholds
 
-    violations = check_thresholds(read_rows(results), load_thresholds(thresholds))
+    violations = check_thresholds(Results.read(results), load_thresholds(thresholds))
     if not violations:
         console.print("all cells within thresholds", highlight=False)
     _print_violations(violations)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.errors import BenchError, InvalidOptionError
 from transcription_benchmarks.formats import CURRENT, FormatVersionError, upgrade
 from transcription_benchmarks.result import BenchResult
 
@@ -182,3 +182,73 @@ def _is_row(line: bytes) -> bool:
     except ValidationError:
         return False
     return True
+
+
+RowKey = tuple[str, str, str | None]
+"""A row's identity: (matrix, cell id, host). The same key written again supersedes."""
+
+
+def row_key(row: Row) -> RowKey:
+    return (row.matrix, row.cell_id, row.host)
+
+
+class Results:
+    """The rows of a results file, read through one identity, (matrix, cell, host): the last row
+    written for a key is its current row, earlier ones are superseded (kept in the file, not
+    shown). Resume, report, compare, check and the per-instance report all read through it."""
+
+    def __init__(self, rows: list[Row], source: str = "results") -> None:
+        self.rows = list(rows)
+        self.source = source
+        latest: dict[RowKey, int] = {}
+        for index, row in enumerate(self.rows):
+            latest[row_key(row)] = index
+        # In the order each key first appeared, so a rerun keeps its cell's place.
+        order = list(dict.fromkeys(row_key(row) for row in self.rows))
+        self._current = [self.rows[latest[key]] for key in order]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Results:
+        return cls(read_rows(path), source=str(path))
+
+    @property
+    def current(self) -> list[Row]:
+        return list(self._current)
+
+    @property
+    def superseded(self) -> int:
+        return len(self.rows) - len(self._current)
+
+    @property
+    def hosts(self) -> list[str | None]:
+        """Distinct hosts of the current rows, in order of first appearance."""
+        return list(dict.fromkeys(row.host for row in self._current))
+
+    def for_host(self, host: str | None) -> Results:
+        """Only `host`'s rows; an unknown host is a bad option, naming the ones present."""
+        if host not in self.hosts:
+            raise InvalidOptionError(
+                f"no rows from host {host!r} in {self.source}; hosts in these results: "
+                + ", ".join(str(h) for h in self.hosts)
+            )
+        return Results([row for row in self.rows if row.host == host], self.source)
+
+    def by_cell(self, option: str = "--host") -> dict[str, Row]:
+        """The current row of each cell, for comparing cell by cell. Rows of several hosts, or
+        a cell under two matrix names, have no one row per cell: that is an error saying how to
+        choose, never a silent pick."""
+        if len(self.hosts) > 1:
+            raise ResultsFileError(
+                f"{self.source} holds rows from {len(self.hosts)} hosts ("
+                + ", ".join(str(h) for h in self.hosts)
+                + f"): choose one with {option}"
+            )
+        cells: dict[str, Row] = {}
+        for row in self._current:
+            if (other := cells.get(row.cell_id)) is not None:
+                raise ResultsFileError(
+                    f"{self.source}: cell {row.cell_id} ({row.cell.model}) has rows in matrices "
+                    f"{other.matrix!r} and {row.matrix!r}: compare files of one matrix"
+                )
+            cells[row.cell_id] = row
+        return cells

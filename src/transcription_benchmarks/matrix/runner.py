@@ -5,7 +5,7 @@ its timeout or raises still yields a row with the reason; the next cell starts i
 process, and dies with the runner (even a SIGKILLed one). The JSONL file is append-only
 (flushed and fsynced per row) and written by one runner at a time (a lock beside it); a torn
 last line is set aside before anything is appended. So an interrupted run resumes where it
-stopped: a cell whose row (same matrix name and cell id) already holds a final
+stopped: a cell whose current row (rows.Results: same matrix, cell and host) holds a final
 status is skipped. Timeouts are not final: a resumed run retries them. When a cell appears more
 than once (re-runs with resume off), the last line is the current one.
 """
@@ -32,7 +32,13 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from transcription_benchmarks.errors import BenchError
-from transcription_benchmarks.matrix.rows import Cell, Row, Status, read_rows, set_aside_torn_tail
+from transcription_benchmarks.matrix.rows import (
+    Cell,
+    Results,
+    Row,
+    Status,
+    set_aside_torn_tail,
+)
 from transcription_benchmarks.matrix.spec import Matrix
 from transcription_benchmarks.matrix.worker import RUNNER_PID_ENV, one_line
 
@@ -69,12 +75,13 @@ def _run_locked(
 ) -> list[Row]:
     done: dict[str, Row] = {}
     if resume and out.exists():
-        for row in read_rows(out):
-            if row.matrix == matrix.name:
-                if row.status in FINAL_STATUSES:
-                    done[row.cell_id] = row
-                else:
-                    done.pop(row.cell_id, None)  # a later timeout supersedes an earlier row
+        # This machine's current rows of this matrix (the runner always records the host; a
+        # row without one is taken as this machine's); a current timeout row runs again.
+        here = socket.gethostname()
+        for row in Results.read(out).current:
+            mine = row.matrix == matrix.name and row.host in (here, None)
+            if mine and row.status in FINAL_STATUSES:
+                done[row.cell_id] = row
     rows: list[Row] = []
     bar = _progress_bar() if progress else None
     task = None

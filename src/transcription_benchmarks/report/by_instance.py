@@ -13,8 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from transcription_benchmarks.errors import InvalidOptionError
-from transcription_benchmarks.matrix.rows import Row
+from transcription_benchmarks.matrix.rows import Results, Row
 from transcription_benchmarks.report.prices import PriceTable, money
 from transcription_benchmarks.report.table import (
     config_label,
@@ -41,13 +40,8 @@ def hosts(rows: list[Row]) -> list[str]:
 
 
 def rows_for_host(rows: list[Row], host: str) -> list[Row]:
-    """The rows one host produced; an unknown host is an error naming the ones present."""
-    chosen = [row for row in rows if host_of(row) == host]
-    if not chosen:
-        raise InvalidOptionError(
-            f"no rows from host {host!r}; hosts in these results: {', '.join(hosts(rows))}"
-        )
-    return chosen
+    """The rows one host produced (UNKNOWN_HOST: rows without one); Results.for_host."""
+    return Results(rows).for_host(None if host == UNKNOWN_HOST else host).rows
 
 
 def default_region() -> str:
@@ -67,9 +61,10 @@ def gpu_label(host: str, rows: list[Row]) -> str:
 
 
 def _latest(rows: list[Row]) -> tuple[list[str], dict[tuple[str, str], Row]]:
-    """Cell ids in order of first appearance; the last row per (host, cell) wins."""
-    order = list(dict.fromkeys(row.cell_id for row in rows))
-    return order, {(host_of(row), row.cell_id): row for row in rows}
+    """Cell ids in order of first appearance; each (host, cell)'s current row (rows.Results)."""
+    current = Results(rows).current
+    order = list(dict.fromkeys(row.cell_id for row in current))
+    return order, {(host_of(row), row.cell_id): row for row in current}
 
 
 def _escape(text: str) -> str:

@@ -1,4 +1,6 @@
-"""Compare two matrix runs cell by cell (matched by `cell_id`).
+"""Compare two matrix runs cell by cell: each side's current rows (matrix/rows.Results), matched
+by `cell_id`. A side with rows from several hosts must be narrowed to one first (--host-a,
+--host-b): which host's row to compare is never picked silently.
 
 Noise rule for speed (asv / pytest-benchmark style, on the runs' own spread): with
 ratio = speed_B / speed_A (from the medians), a change is flagged only when BOTH
@@ -18,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from transcription_benchmarks.matrix.rows import Row, Status
+from transcription_benchmarks.matrix.rows import Results, Row, Status
 from transcription_benchmarks.report.table import (
     config_label,
     megabytes,
@@ -92,11 +94,6 @@ class Comparison(BaseModel):
         return [cell for cell in self.cells if cell.regression]
 
 
-def _by_cell(rows: list[Row]) -> dict[str, Row]:
-    """The last row of each cell wins (a resumed run appends the cell again)."""
-    return {row.cell_id: row for row in rows}
-
-
 def _one_sided(row: Row) -> OneSided:
     return OneSided(
         cell_id=row.cell_id,
@@ -145,9 +142,11 @@ def _compare_cell(a: Row, b: Row) -> CellComparison:
     return out
 
 
-def compare(a_rows: list[Row], b_rows: list[Row]) -> Comparison:
-    """Cells of B against the same cells of A; cells in only one run are listed apart."""
-    a, b = _by_cell(a_rows), _by_cell(b_rows)
+def compare(a_rows: Results | list[Row], b_rows: Results | list[Row]) -> Comparison:
+    """Cells of B against the same cells of A; cells in only one run are listed apart. Each
+    side is read through Results (its current rows; one host)."""
+    a = (a_rows if isinstance(a_rows, Results) else Results(a_rows, "A")).by_cell("--host-a")
+    b = (b_rows if isinstance(b_rows, Results) else Results(b_rows, "B")).by_cell("--host-b")
     return Comparison(
         cells=[_compare_cell(a[cid], row) for cid, row in b.items() if cid in a],
         only_a=[_one_sided(row) for cid, row in a.items() if cid not in b],

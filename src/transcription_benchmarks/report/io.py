@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transcription_benchmarks.matrix.rows import read_rows
+from transcription_benchmarks.matrix.rows import Results
 from transcription_benchmarks.report.prices import PriceTable
 
 
@@ -16,7 +16,8 @@ def write_report(
     prices: PriceTable | None = None,
     region: str | None = None,
 ) -> list[Path]:
-    """Read `jsonl`, write report.md, report.json and the PNG plots into `out_dir`.
+    """Read `jsonl`, write report.md, report.json and the PNG plots into `out_dir`, from its
+    current rows (rows.Results; superseded ones are counted in report.md, not shown).
 
     Results from more than one host (a merged remote run) also get the side-by-side table in
     report.md (priced with `prices` in `region` where it knows the instance type) and one plot
@@ -30,10 +31,16 @@ def write_report(
     from transcription_benchmarks.report.table import json_report, markdown_table
 
     jsonl, out_dir = Path(jsonl), Path(out_dir)
-    rows = read_rows(jsonl)
+    results = Results.read(jsonl)
+    rows = results.current
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "report.md"
     text = f"# Benchmark report: {jsonl.name}\n\n{markdown_table(rows)}"
+    if results.superseded:
+        text += (
+            f"\n{results.superseded} earlier row(s) of the same matrix, cell and host, "
+            "superseded by a later run, are kept in the file and not shown.\n"
+        )
     several = len(hosts(rows)) > 1
     if several:
         text += f"\n## By instance type\n\n{side_by_side_table(rows, prices, region)}"

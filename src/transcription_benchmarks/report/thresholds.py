@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from transcription_benchmarks.errors import BenchError
-from transcription_benchmarks.matrix.rows import Row
+from transcription_benchmarks.matrix.rows import Results, Row
 from transcription_benchmarks.report.table import (
     config_label,
     is_synthetic,
@@ -107,9 +107,12 @@ class Violation(BaseModel):
     limit: float
     actual: float | None = Field(None, description="None when the cell did not run")
     status: str = "ok"
+    host: str | None = Field(None, description="the row's host, where the results hold several")
 
     def describe(self) -> str:
         where = f"{self.model} | {self.config} | {self.test_file}"
+        if self.host is not None:
+            where = f"{self.host}: {where}"
         if self.metric == "min_peak_vram_mb" and self.actual is None:
             return f"{where}: no GPU memory figure, min_peak_vram_mb {self.limit:g}"
         if self.actual is None:
@@ -154,8 +157,11 @@ def load_thresholds(path: str | Path) -> Thresholds:
     return thresholds
 
 
-def check_thresholds(rows: list[Row], thresholds: Thresholds | str | Path) -> list[Violation]:
-    """Every limit a row breaks. The last row of a cell counts (a resumed run appends it again).
+def check_thresholds(
+    rows: Results | list[Row], thresholds: Thresholds | str | Path
+) -> list[Violation]:
+    """Every limit a current row breaks (rows.Results: the last row per matrix, cell and host),
+    each host's rows checked on their own and named in the violation.
 
     A cell that could not run here at all ("unavailable": its backend or a proprietary test file
     is absent) is reported by the table, not failed; synthetic-weight rows have meaningless
@@ -163,10 +169,13 @@ def check_thresholds(rows: list[Row], thresholds: Thresholds | str | Path) -> li
     if not isinstance(thresholds, Thresholds):
         thresholds = load_thresholds(thresholds)
     violations: list[Violation] = []
-    for row in {row.cell_id: row for row in rows}.values():
+    results = rows if isinstance(rows, Results) else Results(rows)
+    several_hosts = len(results.hosts) > 1
+    for row in results.current:
         limits = thresholds.limits_for(row)
         base = {
             "cell_id": row.cell_id,
+            "host": row.host if several_hosts else None,
             "model": model_name(row),
             "config": config_label(row),
             "test_file": PurePath(row.cell.test_file).name,

@@ -1,0 +1,140 @@
+"""One identity for rows, (matrix, cell, host), in resume, report, compare and check.
+
+The rows are real: the ok row of tests/data/formats/rows-v1.jsonl (tiny.en, int8, beam 1 on
+jfk.flac, 11.7x), filed under two instance types the way bench-remote files each job's rows,
+with the second type's runs made four times slower.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.matrix.rows import Results, ResultsFileError, Row, read_rows
+from transcription_benchmarks.matrix.runner import append_row, run_matrix
+from transcription_benchmarks.matrix.spec import parse_matrix
+from transcription_benchmarks.report import check_thresholds, compare, write_report
+
+FROZEN_ROWS = Path(__file__).parent / "data" / "formats" / "rows-v1.jsonl"
+G4DN, G6 = "ml.g4dn.xlarge", "ml.g6.xlarge"
+
+
+def _ok_row() -> Row:
+    return read_rows(FROZEN_ROWS)[0]
+
+
+def _slower(row: Row, factor: float) -> Row:
+    assert row.result is not None
+    timing = row.result.timing.model_copy(
+        update={"runs_s": [t * factor for t in row.result.timing.runs_s]}
+    )
+    return row.model_copy(update={"result": row.result.model_copy(update={"timing": timing})})
+
+
+@pytest.fixture
+def merged(tmp_path: Path) -> Path:
+    """g6's slow row first, then g4dn's timeout, then the g4dn rerun that supersedes it: the
+    last row of the cell is g4dn's, which a file keyed by cell alone would take as the cell."""
+    ok = _ok_row()
+    timeout = Row(
+        matrix=ok.matrix,
+        cell_id=ok.cell_id,
+        cell=ok.cell,
+        status="timeout",
+        reason="killed after the 0.5 s limit",
+        host=G4DN,
+    )
+    path = tmp_path / "merged.jsonl"
+    append_row(path, _slower(ok, 4.0).model_copy(update={"host": G6}))
+    append_row(path, timeout)
+    append_row(path, ok.model_copy(update={"host": G4DN}))
+    return path
+
+
+def test_current_rows_are_the_last_per_matrix_cell_and_host(merged: Path) -> None:
+    results = Results.read(merged)
+    assert len(results.rows) == 3 and results.superseded == 1
+    assert [(r.host, r.status) for r in results.current] == [(G6, "ok"), (G4DN, "ok")]
+    assert results.hosts == [G6, G4DN]
+    assert [r.status for r in results.for_host(G4DN).rows] == ["timeout", "ok"]
+    with pytest.raises(InvalidOptionError, match=r"no rows from host 'nowhere'.*ml\.g6\.xlarge"):
+        results.for_host("nowhere")
+
+
+def test_check_checks_every_host_and_names_it(merged: Path, tmp_path: Path) -> None:
+    limits = tmp_path / "limits.toml"
+    limits.write_text("[default]\nmin_speed = 5.0\n")
+    violations = check_thresholds(Results.read(merged), limits)
+    assert [v.describe() for v in violations] == [
+        "ml.g6.xlarge: Systran/faster-whisper-tiny.en | int8, beam 1 | jfk.flac: "
+        "speed 2.9x < min_speed 5x"
+    ]
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transcription_benchmarks",
+            "check",
+            str(merged),
+            "--thresholds",
+            str(limits),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 1
+    assert "- ml.g6.xlarge: Systran/faster-whisper-tiny.en" in checked.stdout
+
+
+def test_compare_asks_for_a_host_instead_of_picking_one(merged: Path) -> None:
+    with pytest.raises(ResultsFileError, match=r"2 hosts \(ml\.g6\.xlarge, ml\.g4dn\.xlarge\)"):
+        compare(Results.read(merged), Results.read(merged))
+    tbench = [sys.executable, "-m", "transcription_benchmarks", "compare", str(merged)]
+    refused = subprocess.run([*tbench, str(merged)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "choose one with --host-a" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    chosen = subprocess.run(
+        [*tbench, str(merged), "--host-a", G4DN, "--host-b", G6],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert chosen.returncode == 1  # g6 is four times slower: a regression beyond noise
+    assert "| 11.7x | 2.9x | 0.25 |" in chosen.stdout and "SLOWER" in chosen.stdout
+
+
+def test_the_report_shows_current_rows_and_counts_the_superseded(
+    merged: Path, tmp_path: Path
+) -> None:
+    paths = write_report(merged, tmp_path / "report")
+    text = paths[0].read_text()
+    table = text.split("## By instance type")[0]
+    assert "timeout" not in table
+    assert table.count("| Systran/faster-whisper-tiny.en |") == 2
+    assert "1 earlier row(s) of the same matrix, cell and host" in text
+
+
+def test_resume_counts_only_this_hosts_rows(tmp_path: Path) -> None:
+    """A final row written on another host is that host's result: this host runs the cell."""
+    matrix = parse_matrix(
+        {"name": "hosts", "defaults": {"device": "cpu"}, "cells": [{"model": "no-such/model"}]}
+    )
+    cell = matrix.cells[0]
+    out = tmp_path / "rows.jsonl"
+    elsewhere = Row(
+        matrix="hosts", cell_id=cell.id, cell=cell, status="error", reason="x", host="elsewhere"
+    )
+    append_row(out, elsewhere)
+    rows = run_matrix(matrix, out, progress=False)
+    assert [r.host for r in rows] == [socket.gethostname()]
+    assert rows[0].status == "error" and "no-such/model" in (rows[0].reason or "")
+    assert len(read_rows(out)) == 2
+    again = run_matrix(matrix, out, progress=False)  # this host's row is final now: skipped
+    assert again == rows and len(read_rows(out)) == 2
