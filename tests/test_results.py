@@ -7,6 +7,7 @@ with the second type's runs made four times slower.
 
 from __future__ import annotations
 
+import platform
 import socket
 import subprocess
 import sys
@@ -18,7 +19,17 @@ from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.matrix.rows import Results, ResultsFileError, Row, read_rows
 from transcription_benchmarks.matrix.runner import append_row, run_matrix
 from transcription_benchmarks.matrix.spec import parse_matrix
-from transcription_benchmarks.report import check_thresholds, compare, write_report
+from transcription_benchmarks.measure.environment import (
+    KERNEL_CPU_FLAGS,
+    differences,
+    fingerprint,
+)
+from transcription_benchmarks.report import (
+    check_thresholds,
+    compare,
+    format_comparison,
+    write_report,
+)
 
 FROZEN_ROWS = Path(__file__).parent / "data" / "formats" / "rows-v1.jsonl"
 G4DN, G6 = "ml.g4dn.xlarge", "ml.g6.xlarge"
@@ -138,3 +149,65 @@ def test_resume_counts_only_this_hosts_rows(tmp_path: Path) -> None:
     assert len(read_rows(out)) == 2
     again = run_matrix(matrix, out, progress=False)  # this host's row is final now: skipped
     assert again == rows and len(read_rows(out)) == 2
+
+
+def _on_other_machine(row: Row, **changes: object) -> Row:
+    assert row.result is not None
+    env = row.result.environment.model_copy(update=changes)
+    return row.model_copy(update={"result": row.result.model_copy(update={"environment": env})})
+
+
+def test_environment_differences_are_named_and_none_is_not_one() -> None:
+    env = _ok_row().result.environment  # type: ignore[union-attr]
+    assert env.cpu_flags is None  # version 1 did not record them
+    other = env.model_copy(
+        update={
+            "gpu_name": "NVIDIA A10G",
+            "cpu_flags": ["avx2", "avx512f"],
+            "packages": {**env.packages, "ctranslate2": "4.6.3"},
+        }
+    )
+    assert differences(env, other) == [  # cpu_flags: not recorded on one side
+        "gpu_name: none -> NVIDIA A10G",
+        "ctranslate2: 4.8.5 -> 4.6.3",
+    ]
+    recorded = env.model_copy(update={"cpu_flags": ["avx2"]})
+    assert differences(recorded, other) == [
+        "gpu_name: none -> NVIDIA A10G",
+        "cpu_flags: avx2 -> avx2 avx512f",
+        "ctranslate2: 4.8.5 -> 4.6.3",
+    ]
+    assert differences(env, env) == []
+
+
+def test_compare_marks_rows_whose_environment_differs_and_strict_refuses(tmp_path: Path) -> None:
+    ok = _ok_row()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    append_row(a, ok)
+    append_row(b, _on_other_machine(ok, cpu="Intel Xeon Platinum 8375C", cpu_flags=["avx512f"]))
+    comparison = compare(read_rows(a), read_rows(b))
+    assert comparison.cells[0].environment == ["cpu: AMD EPYC -> Intel Xeon Platinum 8375C"]
+    text = format_comparison(comparison)
+    assert "| ok (env differs) |" in text
+    assert "- cpu: AMD EPYC -> Intel Xeon Platinum 8375C (1 cell)" in text
+    assert compare(read_rows(a), read_rows(a), strict=True).environment_differences == {}
+
+    tbench = [sys.executable, "-m", "transcription_benchmarks", "compare", str(a), str(b)]
+    strict = subprocess.run([*tbench, "--strict"], capture_output=True, text=True, timeout=120)
+    assert strict.returncode == 2
+    assert strict.stderr.strip() == (
+        "error: not comparing results from different environments (strict): "
+        "cpu: AMD EPYC -> Intel Xeon Platinum 8375C (1 cell(s))"
+    )
+
+
+def test_the_fingerprint_records_the_kernel_selecting_cpu_flags() -> None:
+    flags = fingerprint().cpu_flags
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        assert flags is None
+        return
+    line = next(x for x in cpuinfo.read_text().splitlines() if x.startswith(("flags", "Features")))
+    assert flags == sorted(set(line.split(":", 1)[1].split()) & KERNEL_CPU_FLAGS)
+    if platform.machine() == "x86_64":
+        assert "sse4_2" in flags  # every x86-64-v2 CPU; what CTranslate2 needs at least

@@ -291,9 +291,14 @@ def compare_command(
     host_b: Annotated[
         str | None, typer.Option(help="only B's rows from this host / instance type")
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="refuse when the environment fingerprints differ (GPU, CPU, versions)"),
+    ] = False,
 ) -> None:
     """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation.
-    With --host-a/--host-b, A and B may be one merged bench-remote file."""
+    With --host-a/--host-b, A and B may be one merged bench-remote file. Rows whose environment
+    fingerprints differ are marked and the differences listed (--strict: exit 2 instead)."""
     from transcription_benchmarks.matrix.rows import Results
     from transcription_benchmarks.report import (
         check_thresholds,
@@ -308,7 +313,7 @@ def compare_command(
         rows_a = rows_a.for_host(host_a)
     if host_b is not None:
         rows_b = rows_b.for_host(host_b)
-    comparison = compare(rows_a, rows_b)
+    comparison = compare(rows_a, rows_b, strict=strict)
     console.print(format_comparison(comparison), highlight=False, markup=False)
     violations = check_thresholds(rows_b, limits) if limits is not None else []
     _print_violations(violations)

@@ -14,6 +14,8 @@ BenchResult (`tbench bench --json`, `BenchResult.save`, the `result` inside a ma
               and stdev are derived from them when read, so they cannot disagree with the runs.
               Step: drop the stored copies. `args` is read as the data it was recorded as, so an
               option renamed or removed later leaves old files readable (no step needed).
+              `environment.cpu_flags` added: the kernel-selecting instruction-set extensions
+              (None in older files: not recorded, and never taken as a difference).
 
 Row (one line of a matrix results JSONL)
   1  2026-11  first version; its `result` carries its own BenchResult version.

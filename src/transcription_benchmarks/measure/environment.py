@@ -43,6 +43,9 @@ class Environment(BaseModel):
     packages: dict[str, str | None]
     preloaded_libraries: list[str] = Field(default_factory=list)
     """CUDA libraries loaded by path before an engine asked for them (compat/preload.py)."""
+    cpu_flags: list[str] | None = None
+    """The instruction-set extensions that select CPU kernels (CTranslate2's int8 GEMM, oneDNN,
+    OpenBLAS): int8 WER itself moves with them. None: not recorded (results before it)."""
 
 
 def package_version(name: str) -> str | None:
@@ -60,6 +63,70 @@ def _cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+KERNEL_CPU_FLAGS = frozenset(
+    {
+        "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw",
+        "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
+        "amx_bf16", "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16",
+    }
+)  # fmt: skip
+"""x86 and Arm extensions that kernel dispatchers choose by (the rest of /proc/cpuinfo's flags,
+hundreds of them, say nothing about speed or results)."""
+
+
+@cache
+def _cpu_flags() -> list[str] | None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return None
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith(("flags", "Features")):  # x86, Arm
+            return sorted(set(line.split(":", 1)[1].split()) & KERNEL_CPU_FLAGS)
+    return None
+
+
+COMPARED_FIELDS = (
+    "gpu_name",
+    "gpu_count",
+    "driver_version",
+    "cuda_runtime",
+    "cudnn_version",
+    "cpu",
+    "cpu_count",
+    "cpu_flags",
+    "python",
+)
+"""Fingerprint fields that make two results incomparable when they differ (with `packages`);
+`platform` (the kernel build) and `preloaded_libraries` do not change what is measured."""
+
+
+RECORDED_LATER = frozenset({"cpu_flags"})
+"""Fields older results lack: their None means 'not recorded', never a difference (elsewhere
+None is a value: no GPU, no driver)."""
+
+
+def differences(a: Environment, b: Environment) -> list[str]:
+    """What differs between two fingerprints, one 'field: A -> B' each."""
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "none"
+        return " ".join(value) if isinstance(value, list) else str(value)
+
+    found = []
+    for name in COMPARED_FIELDS:
+        left, right = getattr(a, name), getattr(b, name)
+        if name in RECORDED_LATER and (left is None or right is None):
+            continue
+        if left != right:
+            found.append(f"{name}: {shown(left)} -> {shown(right)}")
+    for package in sorted(a.packages.keys() & b.packages.keys()):
+        left, right = a.packages[package], b.packages[package]
+        if left != right:
+            found.append(f"{package}: {left or 'not installed'} -> {right or 'not installed'}")
+    return found
 
 
 def _gpu() -> tuple[str | None, int, str | None]:
@@ -96,4 +163,5 @@ def fingerprint() -> Environment:
         cudnn_version=cudnn,
         packages=packages,
         preloaded_libraries=preloaded(),
+        cpu_flags=_cpu_flags(),
     )

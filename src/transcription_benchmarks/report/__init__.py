@@ -5,6 +5,7 @@ from transcription_benchmarks.matrix.rows import ResultsFileError, read_rows
 from transcription_benchmarks.report.compare import (
     CellComparison,
     Comparison,
+    EnvironmentMismatchError,
     compare,
     format_comparison,
 )
@@ -22,6 +23,7 @@ from transcription_benchmarks.report.thresholds import (
 __all__ = [
     "CellComparison",
     "Comparison",
+    "EnvironmentMismatchError",
     "ResultsFileError",
     "Thresholds",
     "ThresholdsError",

@@ -12,15 +12,24 @@ A standard-deviation rule (2 sigma of the combined relative stdev) was tried fir
 three runs the stdev of a cold first run is huge (30 %+ here) and hid a 2x slowdown.
 Memory is flagged above max(32 MiB, 5 %) more peak VRAM; WER on any increase (same weights and
 decoding give the same text). A cell that ran in A and not in B is a regression too.
+
+Each matched cell also lists what differs between the two results' environment fingerprints
+(GPU, driver, CUDA, cuDNN, CPU and its kernel-selecting flags, Python, library versions;
+measure/environment.differences), and the table marks those rows; with `strict` a comparison
+across differing fingerprints is refused (pytest-benchmark's machine-info check, pyperf's
+checked metadata).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Results, Row, Status
+from transcription_benchmarks.measure.environment import differences
 from transcription_benchmarks.report.table import (
     config_label,
     megabytes,
@@ -61,6 +70,9 @@ class CellComparison(BaseModel):
     status_regression: bool = False
     speed_text_a: str = ""
     speed_text_b: str = ""
+    environment: list[str] = Field(
+        default_factory=list, description="fingerprint fields that differ, 'field: A -> B'"
+    )
 
     @property
     def regression(self) -> bool:
@@ -93,6 +105,15 @@ class Comparison(BaseModel):
     def regressions(self) -> list[CellComparison]:
         return [cell for cell in self.cells if cell.regression]
 
+    @property
+    def environment_differences(self) -> Counter[str]:
+        """Each fingerprint difference and how many compared cells show it."""
+        return Counter(d for cell in self.cells for d in cell.environment)
+
+
+class EnvironmentMismatchError(BenchError):
+    """A strict comparison of results whose environment fingerprints differ."""
+
 
 def _one_sided(row: Row) -> OneSided:
     return OneSided(
@@ -120,6 +141,7 @@ def _compare_cell(a: Row, b: Row) -> CellComparison:
     rb = b.result if b.status == "ok" else None
     if ra is None or rb is None:
         return out
+    out.environment = differences(ra.environment, rb.environment)
     out.speed_a, out.speed_b = ra.speed, rb.speed
     out.speed_ratio = rb.speed / ra.speed
     # Seconds per second of audio, so runs on files of different length still compare.
@@ -142,16 +164,25 @@ def _compare_cell(a: Row, b: Row) -> CellComparison:
     return out
 
 
-def compare(a_rows: Results | list[Row], b_rows: Results | list[Row]) -> Comparison:
+def compare(
+    a_rows: Results | list[Row], b_rows: Results | list[Row], *, strict: bool = False
+) -> Comparison:
     """Cells of B against the same cells of A; cells in only one run are listed apart. Each
-    side is read through Results (its current rows; one host)."""
+    side is read through Results (its current rows; one host). With `strict`, results whose
+    environment fingerprints differ raise EnvironmentMismatchError naming the differences."""
     a = (a_rows if isinstance(a_rows, Results) else Results(a_rows, "A")).by_cell("--host-a")
     b = (b_rows if isinstance(b_rows, Results) else Results(b_rows, "B")).by_cell("--host-b")
-    return Comparison(
+    comparison = Comparison(
         cells=[_compare_cell(a[cid], row) for cid, row in b.items() if cid in a],
         only_a=[_one_sided(row) for cid, row in a.items() if cid not in b],
         only_b=[_one_sided(row) for cid, row in b.items() if cid not in a],
     )
+    if strict and (found := comparison.environment_differences):
+        raise EnvironmentMismatchError(
+            "not comparing results from different environments (strict): "
+            + "; ".join(f"{d} ({n} cell(s))" for d, n in found.items())
+        )
+    return comparison
 
 
 def _flag(cell: CellComparison) -> str:
@@ -170,7 +201,8 @@ def _flag(cell: CellComparison) -> str:
         flags.append("HIGHER WER")
     if not flags and cell.status_a != "ok" and cell.status_b != "ok":
         return "did not run"
-    return ", ".join(flags) or "ok"
+    verdict = ", ".join(flags) or "ok"
+    return f"{verdict} (env differs)" if cell.environment else verdict
 
 
 def _signed_mb(value: float | None) -> str:
@@ -213,6 +245,9 @@ def format_comparison(comparison: Comparison) -> str:
             _flag(cell),
         ]
         lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values) + " |")
+    if found := comparison.environment_differences:
+        lines.append("\nEnvironment differences (rows marked 'env differs'; --strict refuses):")
+        lines += [f"- {d} ({n} cell{'s' if n != 1 else ''})" for d, n in found.items()]
     for title, side in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b)):
         if side:
             lines.append(f"\n{title}:")
