@@ -24,6 +24,7 @@ from transcription_benchmarks.measure.environment import (
     differences,
     fingerprint,
 )
+from transcription_benchmarks.measure.timer import rank_test_p
 from transcription_benchmarks.report import (
     check_thresholds,
     compare,
@@ -211,3 +212,36 @@ def test_the_fingerprint_records_the_kernel_selecting_cpu_flags() -> None:
     assert flags == sorted(set(line.split(":", 1)[1].split()) & KERNEL_CPU_FLAGS)
     if platform.machine() == "x86_64":
         assert "sse4_2" in flags  # every x86-64-v2 CPU; what CTranslate2 needs at least
+
+
+def test_rank_test_p_matches_the_exact_mann_whitney_values() -> None:
+    assert rank_test_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(2 / 252)
+    assert rank_test_p([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) == pytest.approx(2 / 252)
+    assert rank_test_p([1, 2, 3], [4, 5, 6]) == pytest.approx(2 / 20)  # never below 0.1 at 3+3
+    assert rank_test_p([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == 1.0
+    one_swap = rank_test_p([1, 2, 3, 4, 6], [5, 7, 8, 9, 10])  # U = 1: P(U <= 1) = 2/252
+    assert one_swap == pytest.approx(4 / 252)
+    with pytest.raises(ValueError, match="both sides"):
+        rank_test_p([], [1.0])
+
+
+def _with_runs(row: Row, runs: list[float]) -> Row:
+    assert row.result is not None
+    timing = row.result.timing.model_copy(update={"runs_s": runs})
+    return row.model_copy(update={"result": row.result.model_copy(update={"timing": timing})})
+
+
+def test_with_enough_runs_one_slow_run_no_longer_hides_a_slowdown() -> None:
+    """B is a third slower, but one of A's runs was as slow as B's fastest (1.495 s against
+    1.49 s): the ranges touch, so the range rule sees nothing; the rank test (5 runs a side)
+    sees U = 1, p = 4/252."""
+    ok = _ok_row()
+    a_runs, b_runs = [1.0, 1.01, 0.99, 1.02, 1.495], [1.5, 1.52, 1.49, 1.51, 1.5]
+    cell = compare([_with_runs(ok, a_runs)], [_with_runs(ok, b_runs)]).cells[0]
+    assert cell.ratio_low is not None and cell.ratio_low < 1.0 < cell.ratio_high  # type: ignore[operator]
+    assert cell.rank_p == pytest.approx(4 / 252)
+    assert cell.speed_change == "slower"
+    few = compare([_with_runs(ok, a_runs[2:])], [_with_runs(ok, b_runs[2:])]).cells[0]
+    assert few.rank_p is None and few.speed_change is None  # 3 runs: the range rule decides
+    same = compare([_with_runs(ok, a_runs)], [_with_runs(ok, a_runs[::-1])]).cells[0]
+    assert same.rank_p == 1.0 and same.speed_change is None

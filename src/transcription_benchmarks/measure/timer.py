@@ -9,6 +9,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import cache
+from math import ceil, comb, floor
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
@@ -70,6 +72,33 @@ class Stats(BaseModel):
     def describe(self) -> str:
         spread = f" ±{self.relative_stdev:.0%}" if len(self.runs_s) > 1 else ""
         return f"{len(self.runs_s)} x median {self.median:.3f} s{spread}"
+
+
+def rank_test_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test that `a` and `b` come from one distribution.
+
+    Written here, as asv's _stats.py does, rather than importing scipy (tens of MB) for one
+    function: the exact null distribution of U by the recurrence
+    N(m, n, u) = N(m - 1, n, u - n) + N(m, n - 1, u), which is what small run counts (5 to 20 a
+    side) need. Ties count half, and the tails are taken at floor/ceil of a half-integer U, so
+    ties make the test more conservative, never less."""
+    m, n = len(a), len(b)
+    if not m or not n:
+        raise ValueError("the rank test needs runs on both sides")
+    u = sum((x > y) + 0.5 * (x == y) for x in a for y in b)
+
+    @cache
+    def ways(m: int, n: int, u: int) -> int:
+        if u < 0 or u > m * n:
+            return 0
+        if m == 0 or n == 0:
+            return 1 if u == 0 else 0
+        return ways(m - 1, n, u - n) + ways(m, n - 1, u)
+
+    total = comb(m + n, m)
+    lower = sum(ways(m, n, k) for k in range(floor(u) + 1)) / total
+    upper = sum(ways(m, n, k) for k in range(ceil(u), m * n + 1)) / total
+    return min(1.0, 2 * min(lower, upper))
 
 
 def time_runs(

@@ -10,6 +10,9 @@ ratio = speed_B / speed_A (from the medians), a change is flagged only when BOTH
      single-run cells do not flag trivial differences.
 A standard-deviation rule (2 sigma of the combined relative stdev) was tried first: with two or
 three runs the stdev of a cold first run is huge (30 %+ here) and hid a 2x slowdown.
+Where both sides have at least 5 timed runs, condition 1 is a rank test instead (Mann-Whitney
+U, two-sided p < 0.05, as asv does): a change is then judged by every run's rank, not by the
+two extremes alone, so one slow run on the faster side no longer hides it.
 Memory is flagged above max(32 MiB, 5 %) more peak VRAM; WER on any increase (same weights and
 decoding give the same text). A cell that ran in A and not in B is a regression too.
 
@@ -30,6 +33,7 @@ from pydantic import BaseModel, Field
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Results, Row, Status
 from transcription_benchmarks.measure.environment import differences
+from transcription_benchmarks.measure.timer import rank_test_p
 from transcription_benchmarks.report.table import (
     config_label,
     megabytes,
@@ -39,6 +43,8 @@ from transcription_benchmarks.report.table import (
 )
 
 MIN_SPEED_CHANGE = 0.10
+RANK_TEST_MIN_RUNS = 5
+RANK_TEST_ALPHA = 0.05
 VRAM_TOLERANCE_MB = 32.0
 VRAM_TOLERANCE_FRACTION = 0.05
 WER_TOLERANCE = 1e-9
@@ -58,6 +64,9 @@ class CellComparison(BaseModel):
     speed_ratio: float | None = None
     ratio_low: float | None = Field(None, description="lowest B/A the runs' ranges allow")
     ratio_high: float | None = Field(None, description="highest B/A the runs' ranges allow")
+    rank_p: float | None = Field(
+        None, description="Mann-Whitney U p-value, where both sides have enough runs"
+    )
     speed_change: Direction | None = None
     peak_gpu_mb_a: float | None = None
     peak_gpu_mb_b: float | None = None
@@ -149,8 +158,11 @@ def _compare_cell(a: Row, b: Row) -> CellComparison:
     da, db = ra.audio_duration_s, rb.audio_duration_s
     out.ratio_low = (ta.min / da) / (tb.max / db)
     out.ratio_high = (ta.max / da) / (tb.min / db)
-    outside = not out.ratio_low <= 1.0 <= out.ratio_high
-    if outside and abs(out.speed_ratio - 1) > MIN_SPEED_CHANGE:
+    significant = not out.ratio_low <= 1.0 <= out.ratio_high
+    if min(len(ta.runs_s), len(tb.runs_s)) >= RANK_TEST_MIN_RUNS:
+        out.rank_p = rank_test_p([t / da for t in ta.runs_s], [t / db for t in tb.runs_s])
+        significant = out.rank_p < RANK_TEST_ALPHA
+    if significant and abs(out.speed_ratio - 1) > MIN_SPEED_CHANGE:
         out.speed_change = "slower" if out.speed_ratio < 1 else "faster"
     out.peak_gpu_mb_a, out.peak_gpu_mb_b = ra.memory.peak_gpu_mb, rb.memory.peak_gpu_mb
     if out.peak_gpu_mb_a is not None and out.peak_gpu_mb_b is not None:
