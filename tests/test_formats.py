@@ -146,7 +146,11 @@ def test_an_option_no_longer_known_leaves_the_file_readable() -> None:
 
 def test_stats_are_stored_as_runs_only() -> None:
     stats = Stats.from_runs([1.0, 3.0, 2.0], warmup=[5.0])
-    assert json.loads(stats.model_dump_json()) == {"runs_s": [1.0, 3.0, 2.0], "warmup_s": [5.0]}
+    assert json.loads(stats.model_dump_json()) == {
+        "runs_s": [1.0, 3.0, 2.0],
+        "warmup_s": [5.0],
+        "runs_j": None,
+    }
     assert (stats.median, stats.mean, stats.min, stats.max) == (2.0, 2.0, 1.0, 3.0)
     assert stats.stdev == pytest.approx(1.0)
     with pytest.raises(ValidationError, match="runs_s"):

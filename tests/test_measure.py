@@ -118,3 +118,64 @@ def test_stats_of_two_runs_have_their_spread():
         Stats.from_runs([])
     assert stats.describe() == "2 x median 2.000 s ±71%"  # stdev / mean
     assert Stats.from_runs([2.0]).describe() == "1 x median 2.000 s"  # one run: no spread
+
+
+class _EnergyNvml:
+    """A stand-in for the NVML reading EnergyMeter makes (no GPU here): two devices whose
+    millijoule counters advance by `per_read` each time they are read."""
+
+    def __init__(self, per_read: tuple[float, float] | None) -> None:
+        self.available = True
+        self.handles = [0, 1]
+        self.per_read = per_read
+        self.counters = [1_000_000.0, 5_000_000.0]
+        self.pynvml = self
+        self.shut = False
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> float:  # noqa: N802
+        if self.per_read is None:
+            raise RuntimeError("NVMLError_NotSupported")
+        self.counters[handle] += self.per_read[handle]
+        return self.counters[handle]
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def test_energy_per_run_from_the_counters_at_the_clock_boundary() -> None:
+    from transcription_benchmarks.measure.energy import EnergyMeter
+
+    meter = EnergyMeter(_EnergyNvml((2_000.0, 500.0)))  # type: ignore[arg-type]
+    # Each read advances device 0 by 2 J and device 1 by 0.5 J: a run spans one read, 2.5 J.
+    stats, _ = time_runs(lambda: None, warmup=1, repeats=3, energy=meter.read)
+    assert stats.runs_j == pytest.approx([2.5, 2.5, 2.5])  # the warm-up's energy is not kept
+    assert stats.median_j == pytest.approx(2.5)
+    meter.close()
+    assert meter._nvml.shut  # type: ignore[attr-defined]
+
+    unsupported = EnergyMeter(_EnergyNvml(None))  # type: ignore[arg-type]
+    assert not unsupported.available and unsupported.read() is None
+    stats, _ = time_runs(lambda: None, warmup=0, repeats=2, energy=unsupported.read)
+    assert stats.runs_j is None and stats.median_j is None  # not reported: None, never 0
+
+
+def test_energy_per_audio_hour_is_the_median_runs_joules_scaled() -> None:
+    from pathlib import Path
+
+    from transcription_benchmarks import BenchResult
+
+    frozen = Path(__file__).parent / "data" / "formats" / "result-v1.json"
+    result = BenchResult.from_json(frozen.read_text())  # 11.0 s of jfk.flac, a CPU run
+    assert result.energy_j_per_audio_hour is None and "Energy" not in result.get_stats()
+    timing = result.timing.model_copy(update={"runs_j": [30.0, 10.0, 20.0]})
+    on_gpu = result.model_copy(update={"timing": timing})
+    assert on_gpu.energy_j_per_audio_hour == pytest.approx(20.0 * 3600 / 11.0)  # 6545 J
+    assert "Energy: 6.5 kJ / audio h" in on_gpu.get_stats()
+
+
+def test_a_cpu_machine_records_no_energy() -> None:
+    from transcription_benchmarks.measure.energy import EnergyMeter
+
+    meter = EnergyMeter()
+    assert meter.read() is None
+    meter.close()

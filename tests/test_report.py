@@ -110,7 +110,8 @@ def test_markdown_table(rows: list[Row]):
     lines = table.strip().splitlines()
     assert (
         lines[0]
-        == "| Model | Speed | Peak VRAM | Config | Test File | WER | Load | Stability | Device |"
+        == "| Model | Speed | Peak VRAM | Config | Test File | WER | Load | Stability | Device | "
+        "GPU Energy |"
     )
     assert len(lines) == 2 + len(rows)
     speed, vram, wer = HEADER.index("Speed"), HEADER.index("Peak VRAM"), HEADER.index("WER")
@@ -126,6 +127,7 @@ def test_markdown_table(rows: list[Row]):
         assert jfk[vram] == "n/a"  # CPU: no GPU figure, not 0
         assert jfk[wer].endswith("%")  # the catalog has jfk's reference
         assert jfk[HEADER.index("Device")] == "cpu"
+        assert jfk[HEADER.index("GPU Energy")] == "n/a"  # no GPU counter: not 0
         stability = jfk[HEADER.index("Stability")]
         assert stability.startswith(("±", "unstable ±")) and stability.endswith("%")
         assert jfk[HEADER.index("Load")].endswith(" s")

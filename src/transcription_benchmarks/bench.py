@@ -16,6 +16,7 @@ from collections.abc import Callable
 from transcription_benchmarks.args import DEFAULT_MODEL, BenchArgs, ignored_options
 from transcription_benchmarks.audio import find_test_audio, probe_audio
 from transcription_benchmarks.backends import get_backend
+from transcription_benchmarks.measure.energy import EnergyMeter
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
 from transcription_benchmarks.measure.timer import time_runs
@@ -86,12 +87,17 @@ def bench(
             transcripts.append(loaded.transcribe(audio, report))
             return transcripts[-1]
 
-        timing, transcript = time_runs(
-            transcribe_once,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            synchronize=loaded.synchronize,
-        )
+        meter = EnergyMeter()
+        try:
+            timing, transcript = time_runs(
+                transcribe_once,
+                warmup=args.warmup,
+                repeats=args.repeats,
+                synchronize=loaded.synchronize,
+                energy=meter.read,
+            )
+        finally:
+            meter.close()
 
     notes.extend(loaded.warnings)
     config = dict(loaded.config)

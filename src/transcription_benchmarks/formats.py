@@ -16,6 +16,7 @@ BenchResult (`tbench bench --json`, `BenchResult.save`, the `result` inside a ma
               option renamed or removed later leaves old files readable (no step needed).
               `environment.cpu_flags` added: the kernel-selecting instruction-set extensions
               (None in older files: not recorded, and never taken as a difference).
+              `timing.runs_j`: the GPU energy of each timed run (None where not reported).
 
 Row (one line of a matrix results JSONL)
   1  2026-11  first version; its `result` carries its own BenchResult version.

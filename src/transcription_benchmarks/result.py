@@ -74,6 +74,13 @@ class BenchResult(BaseModel):
         return self.audio_duration_s / self.timing.median
 
     @property
+    def energy_j_per_audio_hour(self) -> float | None:
+        """GPU joules per hour of audio, from the median run's energy; None without a reading."""
+        if self.timing.median_j is None:
+            return None
+        return self.timing.median_j * 3600 / self.audio_duration_s
+
+    @property
     def wer(self) -> float | None:
         rates = self.quality.error_rates if self.quality else None
         return rates.wer if rates else None
@@ -103,6 +110,11 @@ class BenchResult(BaseModel):
                 f"File: {self.test_file} ({self.audio_duration_s:.1f} s)",
                 f"Config: {self.backend} on {self.device}, {describe_config(self.config)}",
                 *([f"WER: {self.wer:.1%}"] if self.wer is not None else []),
+                *(
+                    [f"Energy: {energy / 1000:.1f} kJ / audio h"]
+                    if (energy := self.energy_j_per_audio_hour) is not None
+                    else []
+                ),
                 f"Load: {self.load_time_s:.2f} s",
                 f"Runs: {self.timing.describe()}",
             ]

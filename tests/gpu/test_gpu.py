@@ -119,6 +119,11 @@ def test_synthetic_large_v3_speed_and_memory_on_cuda(torch_cuda, jfk):
     assert result.memory.peak_gpu_mb >= weights
     low, high = SYNTHETIC_SPEED_BAND
     assert low <= result.speed <= high, result.speed
+    # Volta and later report total energy: each run drew some, and no data-centre GPU draws
+    # more than 1 kW, so a run's joules stay under 1000 x its seconds.
+    assert result.timing.runs_j is not None and len(result.timing.runs_j) == 2
+    for joules, seconds in zip(result.timing.runs_j, result.timing.runs_s, strict=True):
+        assert 0 < joules < 1000 * seconds, (joules, seconds)
 
 
 def test_both_engines_on_the_same_synthetic_weights(torch_cuda, ctranslate2_cuda, jfk):

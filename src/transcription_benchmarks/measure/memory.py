@@ -31,8 +31,9 @@ class MemoryStats(BaseModel):
     baseline_rss_mb: float
 
 
-class _Nvml:
-    """The NVML queries the sampler needs; unavailable where NVML or a GPU is missing."""
+class Nvml:
+    """The NVML queries the samplers need (memory here, energy in energy.py); unavailable where
+    NVML or a GPU is missing."""
 
     def __init__(self) -> None:
         self.pynvml = None
@@ -89,11 +90,11 @@ def _visible_indices(count: int) -> list[int]:
 class MemorySampler:
     """Context manager: samples GPU (NVML) and RSS memory in a thread until exit."""
 
-    def __init__(self, interval_s: float = 0.02, nvml: _Nvml | None = None) -> None:
+    def __init__(self, interval_s: float = 0.02, nvml: Nvml | None = None) -> None:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._process = psutil.Process()
-        self._nvml = nvml or _Nvml()
+        self._nvml = nvml or Nvml()
         self._thread = threading.Thread(
             target=self._sample_loop, name="memory-sampler", daemon=True
         )

@@ -26,12 +26,25 @@ class Stats(BaseModel):
 
     runs_s: list[float] = Field(min_length=1, description="timed runs, seconds, in order")
     warmup_s: list[float] = Field(default_factory=list, description="untimed warm-up runs, seconds")
+    runs_j: list[float] | None = Field(
+        None, description="GPU energy of each timed run, joules (NVML); None where not reported"
+    )
 
     @classmethod
-    def from_runs(cls, runs: list[float], warmup: list[float] | None = None) -> Stats:
+    def from_runs(
+        cls,
+        runs: list[float],
+        warmup: list[float] | None = None,
+        energy: list[float] | None = None,
+    ) -> Stats:
         if not runs:
             raise ValueError("no timed runs")
-        return cls(runs_s=runs, warmup_s=warmup or [])
+        return cls(runs_s=runs, warmup_s=warmup or [], runs_j=energy)
+
+    @property
+    def median_j(self) -> float | None:
+        """The median timed run's energy, joules; None where the GPU did not report it."""
+        return statistics.median(self.runs_j) if self.runs_j else None
 
     @property
     def median(self) -> float:
@@ -107,21 +120,32 @@ def time_runs(
     warmup: int,
     repeats: int,
     synchronize: Callable[[], None] | None = None,
+    energy: Callable[[], float | None] | None = None,
 ) -> tuple[Stats, T]:
     """Call `run` warmup + repeats times; time each call end to end. Returns stats and the last output.
 
     `synchronize` (torch.cuda.synchronize where CUDA is in use) is called before the clock starts
-    and before it stops, so queued GPU work is charged to the run that queued it.
+    and before it stops, so queued GPU work is charged to the run that queued it. `energy` (a
+    running total in joules, EnergyMeter.read) is read at the same boundary; a run where either
+    reading is None leaves the energy of every run None.
     """
     sync = synchronize or (lambda: None)
+    read_energy = energy or (lambda: None)
     warmup_times: list[float] = []
     timed: list[float] = []
+    joules: list[float | None] = []
     output: T
     for index in range(warmup + repeats):
         sync()
+        before = read_energy()
         start = time.perf_counter()
         output = run()
         sync()
         elapsed = time.perf_counter() - start
+        after = read_energy()
         (warmup_times if index < warmup else timed).append(elapsed)
-    return Stats.from_runs(timed, warmup_times), output
+        if index >= warmup:
+            joules.append(after - before if after is not None and before is not None else None)
+    measured = [j for j in joules if j is not None]
+    runs_j = measured if joules and len(measured) == len(joules) else None
+    return Stats.from_runs(timed, warmup_times, runs_j), output

@@ -25,6 +25,7 @@ HEADER = (
     "Load",
     "Stability",
     "Device",
+    "GPU Energy",
 )
 REPORT_SCHEMA_VERSION = 1
 
@@ -95,6 +96,14 @@ def stability_text(row: Row) -> str:
     return f"unstable {spread}" if timing.unstable else spread
 
 
+def energy_text(row: Row) -> str:
+    """GPU energy per audio hour; n/a where the GPU did not report it (a CPU run, pre-Volta)."""
+    if row.status != "ok" or row.result is None:
+        return "-"
+    energy = row.result.energy_j_per_audio_hour
+    return "n/a" if energy is None else f"{energy / 1000:.1f} kJ/audio h"
+
+
 def device_text(row: Row) -> str:
     if row.result is None:
         return str(row.cell.args.get("device", "-"))
@@ -115,6 +124,7 @@ def table_cells(row: Row) -> list[str]:
         f"{row.result.load_time_s:.2f} s" if ran else "-",
         stability_text(row) if ran else "-",
         device_text(row),
+        energy_text(row),
     ]
 
 
@@ -156,6 +166,7 @@ def row_summary(row: Row) -> dict[str, Any]:
         "unstable": None,
         "peak_gpu_mb": None,
         "peak_rss_mb": None,
+        "energy_j_per_audio_hour": None,
         "wer": None,
         "cer": None,
         "load_time_s": None,
@@ -180,6 +191,7 @@ def row_summary(row: Row) -> dict[str, Any]:
             unstable=result.timing.unstable,
             peak_gpu_mb=result.memory.peak_gpu_mb,
             peak_rss_mb=result.memory.peak_rss_mb,
+            energy_j_per_audio_hour=result.energy_j_per_audio_hour,
             wer=rates.wer if rates else None,
             cer=rates.cer if rates else None,
             load_time_s=result.load_time_s,
