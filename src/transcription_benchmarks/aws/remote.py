@@ -30,7 +30,6 @@ import transcription_benchmarks
 from transcription_benchmarks.audio.catalog import find_test_audio
 from transcription_benchmarks.aws import remote_entry
 from transcription_benchmarks.aws.images import is_gpu_instance, training_image
-from transcription_benchmarks.aws.instances import stack_warning
 from transcription_benchmarks.aws.session import (
     AwsError,
     S3Uri,
@@ -41,6 +40,7 @@ from transcription_benchmarks.aws.session import (
     resolve_role,
     upload,
 )
+from transcription_benchmarks.compat.instances import stack_warning
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Row, Status, read_rows
 from transcription_benchmarks.matrix.runner import append_row

@@ -14,17 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from transcription_benchmarks.compat.instances import GPU_BY_FAMILY, instance_family
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.matrix.rows import Cell, Row
 
-# GPU memory per SageMaker instance family (one GPU each on the single-GPU sizes).
-INSTANCE_GPUS: dict[str, tuple[str, int]] = {
-    "ml.g4dn": ("NVIDIA T4", 16),
-    "ml.g5": ("NVIDIA A10G", 24),
-    "ml.g6": ("NVIDIA L4", 24),
-    "ml.p3": ("NVIDIA V100", 16),
-    "ml.p4d": ("NVIDIA A100", 40),
-}
 BATCH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
 # Headroom kept free: the CUDA context, fragmentation and longer files than the probe's.
 HEADROOM = 0.9
@@ -67,15 +60,15 @@ def budget_for(
         return Budget(memory_mb=memory_mb, kind=kind, source=f"{memory_mb:.0f} MiB given")
     if instance_type is None:
         raise InvalidOptionError("give an instance type or a memory budget")
-    family = ".".join(instance_type.split(".")[:2])
-    if family not in INSTANCE_GPUS:
-        known = ", ".join(sorted(INSTANCE_GPUS))
-        raise InvalidOptionError(f"unknown instance family {family!r}; known: {known}")
-    gpu, gigabytes = INSTANCE_GPUS[family]
+    family = instance_family(instance_type)
+    if family not in GPU_BY_FAMILY:
+        known = ", ".join(f"ml.{f}" for f in sorted(GPU_BY_FAMILY))
+        raise InvalidOptionError(f"unknown instance family 'ml.{family}'; known: {known}")
+    gpu = GPU_BY_FAMILY[family]
     return Budget(
-        memory_mb=gigabytes * 1024 * HEADROOM,
+        memory_mb=gpu.memory_gb * 1024 * HEADROOM,
         kind="gpu",
-        source=f"{instance_type}: {gpu} {gigabytes} GB, {HEADROOM:.0%} usable",
+        source=f"{instance_type}: {gpu.name} {gpu.memory_gb} GB, {HEADROOM:.0%} usable",
     )
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from transcription_benchmarks.aws.images import TRAINING_GPU_TAG, training_image
-from transcription_benchmarks.aws.instances import image_cuda, instance_family, stack_warning
+from transcription_benchmarks.compat.instances import (
+    GPU_BY_FAMILY,
+    image_cuda,
+    instance_family,
+    stack_warning,
+)
+from transcription_benchmarks.matrix.autotune import budget_for
 
 
 @pytest.mark.parametrize(
@@ -21,6 +27,12 @@ from transcription_benchmarks.aws.instances import image_cuda, instance_family, 
 )
 def test_image_cuda_reads_the_tag(image: str, cuda: str | None) -> None:
     assert image_cuda(image) == cuda
+
+
+def test_each_family_has_its_gpu_memory_for_budgets() -> None:
+    assert GPU_BY_FAMILY["g4dn"].memory_gb == 16 and GPU_BY_FAMILY["g6e"].memory_gb == 48
+    assert budget_for("ml.g6e.xlarge").memory_mb == pytest.approx(48 * 1024 * 0.9)
+    assert "NVIDIA L40S 48 GB" in budget_for("ml.g6e.xlarge").source
 
 
 def test_instance_family() -> None:

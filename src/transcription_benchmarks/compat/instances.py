@@ -1,6 +1,7 @@
-"""The NVIDIA GPU of each SageMaker GPU instance family, and whether an image's CUDA runs on it.
+"""The NVIDIA GPU of each SageMaker GPU instance family (name, compute capability, memory), and
+whether an image's CUDA runs on it.
 
-bench-remote asks this before it starts anything, so that a plan that cannot work (a CUDA 13
+Auto-tune takes its memory budgets from here, and bench-remote asks it before it starts anything, so that a plan that cannot work (a CUDA 13
 image on a V100, a CUDA 12 image on a K80, an x86-64 image on a Graviton host) is said next to
 its price instead of being paid for. The GPU of each family is AWS's published fact (the
 accelerated-computing instance pages), the compute capability NVIDIA's; the CUDA majors' minimum
@@ -24,25 +25,27 @@ class InstanceGpu(BaseModel):
 
     name: str
     compute_capability: str
+    memory_gb: int
+    """One GPU's memory, GB as AWS states it."""
     arm64_host: bool = False
     """A Graviton host: x86-64 images do not run there at all."""
 
 
 GPU_BY_FAMILY: dict[str, InstanceGpu] = {
-    "p2": InstanceGpu(name="NVIDIA K80", compute_capability="3.7"),
-    "p3": InstanceGpu(name="NVIDIA V100", compute_capability="7.0"),
-    "p3dn": InstanceGpu(name="NVIDIA V100", compute_capability="7.0"),
-    "p4d": InstanceGpu(name="NVIDIA A100", compute_capability="8.0"),
-    "p4de": InstanceGpu(name="NVIDIA A100", compute_capability="8.0"),
-    "p5": InstanceGpu(name="NVIDIA H100", compute_capability="9.0"),
-    "p5e": InstanceGpu(name="NVIDIA H200", compute_capability="9.0"),
-    "p5en": InstanceGpu(name="NVIDIA H200", compute_capability="9.0"),
-    "p6-b200": InstanceGpu(name="NVIDIA B200", compute_capability="10.0"),
-    "g4dn": InstanceGpu(name="NVIDIA T4", compute_capability="7.5"),
-    "g5": InstanceGpu(name="NVIDIA A10G", compute_capability="8.6"),
-    "g5g": InstanceGpu(name="NVIDIA T4G", compute_capability="7.5", arm64_host=True),
-    "g6": InstanceGpu(name="NVIDIA L4", compute_capability="8.9"),
-    "g6e": InstanceGpu(name="NVIDIA L40S", compute_capability="8.9"),
+    "p2": InstanceGpu(name="NVIDIA K80", memory_gb=12, compute_capability="3.7"),
+    "p3": InstanceGpu(name="NVIDIA V100", memory_gb=16, compute_capability="7.0"),
+    "p3dn": InstanceGpu(name="NVIDIA V100", memory_gb=32, compute_capability="7.0"),
+    "p4d": InstanceGpu(name="NVIDIA A100", memory_gb=40, compute_capability="8.0"),
+    "p4de": InstanceGpu(name="NVIDIA A100", memory_gb=80, compute_capability="8.0"),
+    "p5": InstanceGpu(name="NVIDIA H100", memory_gb=80, compute_capability="9.0"),
+    "p5e": InstanceGpu(name="NVIDIA H200", memory_gb=141, compute_capability="9.0"),
+    "p5en": InstanceGpu(name="NVIDIA H200", memory_gb=141, compute_capability="9.0"),
+    "p6-b200": InstanceGpu(name="NVIDIA B200", memory_gb=180, compute_capability="10.0"),
+    "g4dn": InstanceGpu(name="NVIDIA T4", memory_gb=16, compute_capability="7.5"),
+    "g5": InstanceGpu(name="NVIDIA A10G", memory_gb=24, compute_capability="8.6"),
+    "g5g": InstanceGpu(name="NVIDIA T4G", memory_gb=16, compute_capability="7.5", arm64_host=True),
+    "g6": InstanceGpu(name="NVIDIA L4", memory_gb=24, compute_capability="8.9"),
+    "g6e": InstanceGpu(name="NVIDIA L40S", memory_gb=48, compute_capability="8.9"),
 }
 """SageMaker GPU instance families (the part of ml.<family>.<size> before the size)."""
 
