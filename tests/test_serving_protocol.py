@@ -24,6 +24,7 @@ from transcription_benchmarks.serving.protocol import (
     decode_params,
     encode_params,
     error_message,
+    parse_language_detection,
     parse_params,
     parse_prediction,
     wire_params,
@@ -171,6 +172,32 @@ def test_parse_prediction_and_error_bodies():
     mms = b'{"code": 400, "type": "BadRequestException", "message": "utf-8 decode"}'
     assert error_message(mms) == "utf-8 decode"
     assert error_message(b"") == "(empty body)"
+
+
+def test_parse_language_detection_bodies():
+    body = json.dumps(
+        {
+            "language": "de",
+            "language_probability": 0.91,
+            "all_language_probs": [
+                {"language": "de", "probability": 0.91},
+                {"language": "en", "probability": 0.05},
+            ],
+            "duration": 11.0,
+        }
+    ).encode()
+    detected = parse_language_detection(body)
+    assert (detected.language, detected.language_probability, detected.duration) == (
+        "de",
+        0.91,
+        11.0,
+    )
+    assert [p.language for p in detected.all_language_probs] == ["de", "en"]
+    with pytest.raises(EndpointError, match="not a language detection") as refused:
+        parse_language_detection(b'{"language": "de"}')  # a transcription's info would miss these
+    assert refused.value.status == 200
+    with pytest.raises(EndpointError, match="not JSON"):
+        parse_language_detection(b"<html>")
 
 
 def _header(payload: bytes) -> str:
