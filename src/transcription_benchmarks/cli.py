@@ -418,6 +418,41 @@ def autotune_command(
     raise typer.Exit(0 if result.largest_batch_size is not None else 1)
 
 
+@app.command("memory-vs-length")
+def memory_vs_length_command(
+    model: Annotated[str, typer.Argument(help="model to measure")] = DEFAULT_MODEL,
+    minutes: Annotated[
+        list[float] | None, typer.Option("--minutes", help="audio durations (default 1, 10, 60)")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="a BenchArgs option, KEY=VALUE (e.g. compute_type=int8)"),
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="append each run's row to this JSONL")] = None,
+) -> None:
+    """Peak RSS and GPU memory against audio length, on generated speech; exit 1 when memory
+    grows faster than the decoded audio explains."""
+    from transcription_benchmarks.args import BenchArgs
+    from transcription_benchmarks.matrix.runner import append_row, run_cell
+    from transcription_benchmarks.studies.memory_length import memory_against_length
+
+    args = {"device": device, **_key_values(option or [], "--option")}
+    BenchArgs.build(**args)  # a bad option fails here, before any speech is generated
+    check_writable(out, "--out")
+
+    def run(cell):
+        errors.print(f"{cell.label} of speech ...", highlight=False)
+        row = run_cell("memory-vs-length", cell)
+        if out is not None:
+            append_row(out, row)
+        return row
+
+    study = memory_against_length(model, args, run, minutes=minutes or (1, 10, 60))
+    console.print(study.table(), highlight=False, markup=False)
+    raise typer.Exit(1 if study.flagged else 0)
+
+
 @app.command("deploy")
 def deploy_command(
     name: Annotated[str, typer.Argument(help="endpoint name prefix; a UTC timestamp is appended")],
