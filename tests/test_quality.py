@@ -57,7 +57,7 @@ def test_error_rates_count_each_kind_of_error():
 
 
 def test_error_rates_need_a_reference_with_words():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"^reference transcript is empty after normalisation$"):
         error_rates("something", " ?! ", "en")
 
 
@@ -314,3 +314,24 @@ def test_assess_uses_the_transcripts_language_and_only_what_was_given():
     bare = assess(french, silences=[], reference_source="catalog")
     assert bare.error_rates is None and bare.reference_source is None
     assert bare.silence_text is not None and bare.silence_text.segments == []
+
+
+def test_error_rates_normalise_english_by_default_and_both_sides_alike():
+    """The default language is English (its normaliser spells 'colour' as 'color'); with
+    another language both sides get the basic normaliser, never one of each."""
+    assert error_rates("the color is red", "the colour is red").wer == 0.0
+    assert error_rates("the color is red", "the colour is red", language="de").wer == 0.25
+    assert error_rates("die colour ist rot", "die colour ist rot", language="de").wer == 0.0
+
+
+def test_a_repeat_that_starts_at_an_odd_word_is_found():
+    found = repetition("x a b a b a b")
+    assert (found.longest_run, found.longest_run_ngram) == (3, "a b")
+
+
+def test_looping_is_strictly_above_the_compression_limit():
+    boundary = "mat " * 12 + "cat the a no"  # 60 bytes that zlib makes 25: exactly 2.4
+    if compression_ratio(boundary) != LOOPING_COMPRESSION_RATIO:
+        pytest.skip("this zlib compresses the boundary text to another size")
+    assert not repetition(boundary).looping
+    assert repetition("mat " * 40).looping
