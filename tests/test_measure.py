@@ -28,7 +28,7 @@ def test_stable_stats_have_no_warning():
 
 
 def test_stats_need_runs():
-    with pytest.raises(ValueError, match="no timed runs"):
+    with pytest.raises(ValueError, match=r"^no timed runs$"):
         Stats.from_runs([])
 
 
@@ -114,7 +114,7 @@ def test_stats_of_two_runs_have_their_spread():
     assert (stats.median, stats.mean, stats.min, stats.max) == (2.0, 2.0, 1.0, 3.0)
     assert stats.stdev == pytest.approx(2**0.5)  # sample standard deviation, from two runs on
     assert Stats.from_runs([2.0]).stdev == 0.0
-    with pytest.raises(ValueError, match="no timed runs"):
+    with pytest.raises(ValueError, match=r"^no timed runs$"):
         Stats.from_runs([])
     assert stats.describe() == "2 x median 2.000 s ±71%"  # stdev / mean
     assert Stats.from_runs([2.0]).describe() == "1 x median 2.000 s"  # one run: no spread

@@ -195,6 +195,12 @@ def test_options_set_to_their_default_are_not_reported():
     spelled_out = BenchArgs(compute_type="default", dtype=None, chunk_length_s=None, cpu_threads=0)
     assert ignored_options(spelled_out, "transformers") == []
     assert ignored_options(spelled_out, "faster-whisper") == []
+    # Options whose default is made by a factory (an empty dict) as well.
+    empty = BenchArgs(transcribe_options={}, generate_kwargs={})
+    assert ignored_options(empty, "transformers") == []
+    assert ignored_options(empty, "faster-whisper") == []
+    given = BenchArgs(generate_kwargs={"num_beams": 2})
+    assert ignored_options(given, "faster-whisper") == ["generate_kwargs"]
 
 
 def test_bench_warns_about_nothing_the_backend_reads(jfk):
