@@ -8,6 +8,7 @@ never regenerated: they must load, with the same figures, for as long as the pac
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -163,3 +164,31 @@ def test_a_new_result_round_trips_at_the_current_version() -> None:
     assert json.loads(text)["schema_version"] == 2
     assert "median" not in json.loads(text)["timing"]
     assert BenchResult.from_json(text) == result
+
+
+def test_results_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Rows hold non-ASCII text (transcripts, faster-whisper's punctuation options): written and
+    read as UTF-8 even where the locale's encoding is ASCII (LC_ALL=C, no UTF-8 mode)."""
+    out = tmp_path / "rows.jsonl"
+    script = (
+        "from pathlib import Path\n"
+        "from transcription_benchmarks.matrix.rows import read_rows\n"
+        "from transcription_benchmarks.matrix.runner import append_row\n"
+        f"append_row(Path({str(out)!r}), read_rows(Path({str(ROWS_V1)!r}))[0])\n"
+        "import locale\n"
+        "print(locale.getpreferredencoding(False))\n"
+        f"print(read_rows(Path({str(out)!r}))[0].result.config['prepend_punctuations'])\n"
+    )
+    ascii_locale = {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **ascii_locale, "PYTHONIOENCODING": "utf-8"},
+        capture_output=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    encoding, punctuation = run.stdout.splitlines()
+    assert encoding == "ANSI_X3.4-1968"  # the locale really was ASCII there
+    assert "¿" in punctuation
+    assert "¿".encode() in out.read_bytes()  # stored as UTF-8, not escaped or re-encoded
