@@ -338,3 +338,22 @@ def test_a_worker_killed_by_sigkill_is_an_abort_that_names_the_oom_killer():
     assert aborted.status == "abort"
     assert aborted.reason.startswith("killed by SIGABRT") and "OOM killer" not in aborted.reason
     assert killed.wall_s > 0 and aborted.wall_s > 0
+
+
+def test_only_cell_dirs_of_runners_that_are_gone_are_removed(tmp_path, monkeypatch):
+    """A dead runner's directory goes; this runner's and another living runner's stay."""
+    from transcription_benchmarks.matrix.runner import CELL_DIR_PREFIX, remove_stale_cell_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid now names no process (reaped)
+    dead = tmp_path / f"{CELL_DIR_PREFIX}{gone.pid}-k2f9x_ab"
+    mine = tmp_path / f"{CELL_DIR_PREFIX}{os.getpid()}-a1b2c3d4"
+    other = tmp_path / f"{CELL_DIR_PREFIX}1-q8w7e6r5"  # pid 1 lives as long as the machine
+    unrelated = tmp_path / "tbench-cell-notapid-x"
+    for path in (dead, mine, other, unrelated):
+        (path / "job.json").parent.mkdir()
+        (path / "job.json").write_text("{}")
+    assert remove_stale_cell_dirs() == [dead]
+    assert not dead.exists()
+    assert mine.exists() and other.exists() and unrelated.exists()

@@ -322,6 +322,10 @@ def test_error_rates_normalise_english_by_default_and_both_sides_alike():
     assert error_rates("the color is red", "the colour is red").wer == 0.0
     assert error_rates("the color is red", "the colour is red", language="de").wer == 0.25
     assert error_rates("die colour ist rot", "die colour ist rot", language="de").wer == 0.0
+    german = error_rates("die farbe war rot", "die farbe ist rot", language="de")
+    assert german.normalizer == normalizer_version("de") != normalizer_version("en")
+    # A substitution counts once in the reference's length: hits + substitutions + deletions.
+    assert (german.hits, german.substitutions, german.reference_words) == (3, 1, 4)
 
 
 def test_a_repeat_that_starts_at_an_odd_word_is_found():
