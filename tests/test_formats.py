@@ -12,6 +12,7 @@ import os
 import statistics
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,22 @@ def test_a_newer_result_is_refused_naming_both_versions() -> None:
     with pytest.raises(FormatVersionError) as refused:
         BenchResult.model_validate_json(json.dumps(data))
     message = str(refused.value)
-    assert message.startswith("BenchResult schema_version 99 was written by a newer")
-    assert "reads versions 1 to 2; upgrade it" in message
+    installed = version("transcription-benchmarks")
+    assert message == (
+        "BenchResult schema_version 99 was written by a newer transcription-benchmarks: this "
+        f"one ({installed}) reads versions 1 to 2; upgrade it to read this file"
+    )
+
+
+def test_a_source_tree_that_was_never_installed_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transcription_benchmarks.formats as formats
+
+    def not_installed(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(formats, "version", not_installed)
+    with pytest.raises(FormatVersionError, match=r"this one \(\(not installed\)\) reads"):
+        upgrade("Row", {"schema_version": 2})
 
 
 @pytest.mark.parametrize("bad", ["2", 0, -1, True, 1.5, None])

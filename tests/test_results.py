@@ -74,8 +74,29 @@ def test_current_rows_are_the_last_per_matrix_cell_and_host(merged: Path) -> Non
     assert [(r.host, r.status) for r in results.current] == [(G6, "ok"), (G4DN, "ok")]
     assert results.hosts == [G6, G4DN]
     assert [r.status for r in results.for_host(G4DN).rows] == ["timeout", "ok"]
-    with pytest.raises(InvalidOptionError, match=r"no rows from host 'nowhere'.*ml\.g6\.xlarge"):
+    with pytest.raises(InvalidOptionError) as unknown:
         results.for_host("nowhere")
+    assert str(unknown.value) == (
+        f"no rows from host 'nowhere' in {merged}; hosts in these results: {G6}, {G4DN}"
+    )
+    assert results.for_host(G4DN).source == str(merged)  # errors keep naming the file
+    with pytest.raises(
+        ResultsFileError, match=r"\(ml\.g6\.xlarge, ml\.g4dn\.xlarge\): choose one with --host$"
+    ):
+        results.by_cell()
+
+
+def test_a_cell_under_two_matrix_names_is_not_compared_silently(tmp_path: Path) -> None:
+    ok = _ok_row()
+    path = tmp_path / "two.jsonl"
+    append_row(path, ok)
+    append_row(path, ok.model_copy(update={"matrix": "cpu"}))
+    with pytest.raises(ResultsFileError) as refused:
+        Results.read(path).by_cell()
+    assert str(refused.value) == (
+        f"{path}: cell {ok.cell_id} (Systran/faster-whisper-tiny.en) has rows in matrices "
+        "'formats-v1' and 'cpu': compare files of one matrix"
+    )
 
 
 def test_check_checks_every_host_and_names_it(merged: Path, tmp_path: Path) -> None:
@@ -219,9 +240,10 @@ def test_rank_test_p_matches_the_exact_mann_whitney_values() -> None:
     assert rank_test_p([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) == pytest.approx(2 / 252)
     assert rank_test_p([1, 2, 3], [4, 5, 6]) == pytest.approx(2 / 20)  # never below 0.1 at 3+3
     assert rank_test_p([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == 1.0
+    assert rank_test_p([1, 2], [1, 2]) == 1.0  # both tails hold U = 2: twice 4/6, capped at 1
     one_swap = rank_test_p([1, 2, 3, 4, 6], [5, 7, 8, 9, 10])  # U = 1: P(U <= 1) = 2/252
     assert one_swap == pytest.approx(4 / 252)
-    with pytest.raises(ValueError, match="both sides"):
+    with pytest.raises(ValueError, match=r"^the rank test needs runs on both sides$"):
         rank_test_p([], [1.0])
 
 
