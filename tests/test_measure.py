@@ -179,3 +179,11 @@ def test_a_cpu_machine_records_no_energy() -> None:
     meter = EnergyMeter()
     assert meter.read() is None
     meter.close()
+
+
+def test_without_an_energy_reading_runs_have_no_energy_not_zero() -> None:
+    stats, _ = time_runs(lambda: None, warmup=0, repeats=2)
+    assert stats.runs_j is None
+    readings = iter([10.0, 12.5, 12.5, None])  # the counter stops answering during run 2
+    stats, _ = time_runs(lambda: None, warmup=0, repeats=2, energy=lambda: next(readings))
+    assert stats.runs_j is None  # one run without a figure: no energy for any, never a guess
