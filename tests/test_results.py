@@ -80,7 +80,7 @@ def test_current_rows_are_the_last_per_matrix_cell_and_host(merged: Path) -> Non
         f"no rows from host 'nowhere' in {merged}; hosts in these results: {G6}, {G4DN}"
     )
     assert results.for_host(G4DN).source == str(merged)  # errors keep naming the file
-    with pytest.raises(InvalidOptionError, match="^no rows from host 'nowhere' in results; "):
+    with pytest.raises(InvalidOptionError, match=r"^no rows from host 'nowhere' in results; "):
         Results(read_rows(merged)).for_host("nowhere")  # rows from no file: 'results'
     with pytest.raises(
         ResultsFileError, match=r"\(ml\.g6\.xlarge, ml\.g4dn\.xlarge\): choose one with --host$"
