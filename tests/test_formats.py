@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+import transcription_benchmarks
 from transcription_benchmarks import BenchResult
 from transcription_benchmarks.formats import CURRENT, FormatVersionError, upgrade
 from transcription_benchmarks.matrix.rows import ResultsFileError, read_rows
@@ -120,6 +121,21 @@ def test_a_source_tree_that_was_never_installed_says_so(monkeypatch: pytest.Monk
         upgrade("Row", {"schema_version": 2})
 
 
+def test_each_step_runs_once_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a third version, a version-1 file goes through step 1, then step 2."""
+    import transcription_benchmarks.formats as formats
+
+    def to_3(data: dict) -> dict:
+        return {**data, "steps": [*data.get("steps", []), f"2->3 saw {data['schema_version']}"]}
+
+    monkeypatch.setitem(formats.CURRENT, "BenchResult", 3)
+    monkeypatch.setitem(formats._STEPS, ("BenchResult", 2), to_3)
+    upgraded = upgrade("BenchResult", v1_result())
+    assert upgraded["schema_version"] == 3
+    assert upgraded["steps"] == ["2->3 saw 2"]
+    assert "median" not in upgraded["timing"]  # step 1 ran first
+
+
 @pytest.mark.parametrize("bad", ["2", 0, -1, True, 1.5, None])
 def test_a_version_that_is_not_a_version_is_refused(bad: object) -> None:
     with pytest.raises(FormatVersionError, match=r"is not a version"):
@@ -195,9 +211,11 @@ def test_results_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
         f"print(read_rows(Path({str(out)!r}))[0].result.config['prepend_punctuations'])\n"
     )
     ascii_locale = {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    # The child imports the copy of the package this test imported (under mutmut, the mutant).
+    package_root = str(Path(transcription_benchmarks.__file__).parents[1])
     run = subprocess.run(
         [sys.executable, "-c", script],
-        env={**os.environ, **ascii_locale, "PYTHONIOENCODING": "utf-8"},
+        env={**os.environ, **ascii_locale, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": package_root},
         capture_output=True,
         encoding="utf-8",
         timeout=120,
