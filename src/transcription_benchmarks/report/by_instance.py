@@ -17,6 +17,7 @@ from transcription_benchmarks.matrix.rows import Results, Row
 from transcription_benchmarks.report.prices import PriceTable, money
 from transcription_benchmarks.report.table import (
     config_label,
+    markdown_header,
     megabytes,
     model_name,
     speed_text,
@@ -87,7 +88,7 @@ def side_by_side_table(
         header += [f"{host} Speed", f"{host} Peak VRAM", f"{host} WER"]
         if priced[host]:
             header.append(f"{host} $/audio h")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = markdown_header(header)
     for cell_id in order:
         any_row = next(latest[(h, cell_id)] for h in columns if (h, cell_id) in latest)
         values = [model_name(any_row), config_label(any_row), test_file_name(any_row)]
@@ -110,7 +111,7 @@ def side_by_side_table(
 def environment_table(rows: list[Row], prices: PriceTable | None, region: str) -> str:
     """What each host ran with, from the last fingerprint it reported."""
     header = ["Host", "GPU", "Driver", "CUDA", "torch", "ctranslate2", "Price / h"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = markdown_header(header)
     for host in hosts(rows):
         results = [r.result for r in rows if host_of(r) == host and r.result is not None]
         env = results[-1].environment if results else None

@@ -36,6 +36,7 @@ from transcription_benchmarks.measure.environment import differences
 from transcription_benchmarks.measure.timer import rank_test_p
 from transcription_benchmarks.report.table import (
     config_label,
+    markdown_header,
     megabytes,
     model_name,
     speed_text,
@@ -237,7 +238,7 @@ def format_comparison(comparison: Comparison) -> str:
         "WER A → B",
         "Verdict",
     )
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = markdown_header(header)
     for cell in comparison.cells:
         wer = (
             f"{cell.wer_a:.1%} → {cell.wer_b:.1%}"

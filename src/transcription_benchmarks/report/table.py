@@ -8,6 +8,7 @@ shows why in the Speed cell ("OOM", "abort: SIGABRT", "timeout", "error: ...", "
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
@@ -132,12 +133,14 @@ def _escape(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
+def markdown_header(header: Sequence[str]) -> list[str]:
+    """A Markdown table's first two lines: the column names and the separator."""
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+
+
 def markdown_table(rows: list[Row]) -> str:
     """One line per row, in the order given."""
-    lines = [
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join("---" for _ in HEADER) + "|",
-    ]
+    lines = markdown_header(HEADER)
     lines += ["| " + " | ".join(_escape(c) for c in table_cells(row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

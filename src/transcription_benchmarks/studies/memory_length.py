@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from transcription_benchmarks.audio.generate import generate_speech
 from transcription_benchmarks.matrix.rows import Cell, Row
+from transcription_benchmarks.report.table import markdown_header
 
 SAMPLE_BYTES_PER_S = 16_000 * 4
 FEATURE_BYTES_PER_S = 128 * 100 * 4
@@ -58,7 +59,7 @@ class MemoryLengthStudy(BaseModel):
 
     def table(self) -> str:
         header = ("Audio", "Status", "Peak RSS", "RSS over baseline", "Peak GPU", "Speed", "WER")
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = markdown_header(header)
         for p in self.points:
             over = (
                 f"{p.peak_rss_mb - p.baseline_rss_mb:.0f} MiB"
