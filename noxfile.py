@@ -164,7 +164,7 @@ def lint(session: nox.Session) -> None:
 
 
 def _compat_cells() -> list[str]:
-    """Cell ids of compat/matrix.toml, spelt as compat.matrix.Cell.id spells them; read with
+    """Cell ids of compat/matrix.toml, spelt as compat.matrix.StackPair.id spells them; read with
     tomllib so that `nox -l` needs nothing beyond nox."""
     with (COMPAT / "matrix.toml").open("rb") as f:
         return [f"torch{c['torch']}-ct2-{c['ctranslate2']}" for c in tomllib.load(f)["cell"]]

@@ -10,7 +10,7 @@ import argparse
 
 from transcription_benchmarks import BenchArgs
 from transcription_benchmarks.models import PACKAGED_ID
-from transcription_benchmarks.quality.engines import compare_engines
+from transcription_benchmarks.studies.engines import compare_engines
 
 
 def main() -> None:

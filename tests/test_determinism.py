@@ -9,7 +9,7 @@ import pytest
 
 from transcription_benchmarks import BenchArgs
 from transcription_benchmarks.models import PACKAGED_ID
-from transcription_benchmarks.quality.determinism import check_determinism
+from transcription_benchmarks.studies.determinism import check_determinism
 
 
 @pytest.mark.parametrize("backend", ["faster-whisper", "transformers"])

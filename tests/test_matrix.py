@@ -101,7 +101,7 @@ def test_duplicate_cells_named_by_index_and_label(tmp_path):
 def test_missing_name_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(MatrixFileError, match="'name' is required"):
         load_matrix(write(tmp_path, '[[cells]]\nmodel = "m"\n'))
-    with pytest.raises(MatrixFileError, match="invalid TOML"):
+    with pytest.raises(MatrixFileError, match="not valid TOML"):
         load_matrix(write(tmp_path, "name = \n"))
     with pytest.raises(MatrixFileError, match="not found"):
         find_matrix(tmp_path / "nope.toml")

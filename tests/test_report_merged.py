@@ -170,7 +170,7 @@ def test_report_cli_takes_a_user_price_table(merged: Path, tmp_path: Path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("as_of = ", "invalid TOML"),
+        ("as_of = ", "not valid TOML"),
         ('as_of = "x"\n[regions.us-east-1]\n"ml.g5.xlarge" = -1\n', "price must be > 0"),
         ('as_of = "x"\n[regions.us-east-1]\n"ml.g5.xlarge" = "cheap"\n', "valid number"),
         ("[regions]\n", "as_of"),

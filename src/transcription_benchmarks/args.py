@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transcription_benchmarks.decoding import check_temperatures
-from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
 BackendName = Literal["faster-whisper", "transformers"]
 BACKEND_NAMES: tuple[BackendName, ...] = ("faster-whisper", "transformers")
@@ -122,7 +122,9 @@ class BenchArgs(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise InvalidOptionError(describe_validation_error(exc)) from None
+            raise InvalidOptionError(
+                describe_validation_error(exc, each="invalid option ", empty="arguments")
+            ) from None
 
     def set_options(self) -> set[str]:
         """The options the user set explicitly (what an ignored-option warning can name)."""
@@ -132,14 +134,6 @@ class BenchArgs(BaseModel):
 def _default(name: str) -> Any:
     field = BenchArgs.model_fields[name]
     return field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "arguments"
-        lines.append(f"invalid option {where}: {error['msg']}")
-    return "; ".join(lines)
 
 
 BACKEND_ONLY_OPTIONS: dict[BackendName, frozenset[str]] = {

@@ -1,5 +1,12 @@
 """The errors `bench()` raises. Each names the problem and, where there is one, the way out."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class BenchError(Exception):
     """Base class: anything the user can fix by changing the input or the environment."""
@@ -31,3 +38,16 @@ class AudioUnavailableError(AudioError):
 
 class AudioChecksumError(AudioError):
     """A test file's bytes differ from the catalogue's sha256: corrupt, truncated or another file."""
+
+
+def describe_validation_error(
+    exc: ValidationError, *, each: str = "", under: str = "", empty: str = "top level"
+) -> str:
+    """A pydantic ValidationError as one line: `each` + "dotted.location: message" per problem,
+    joined by "; ". `under` is prefixed to every location (the dict sits inside a larger
+    document); `empty` names a problem with the whole document."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in ((under,) if under else ()) + tuple(error["loc"]))
+        problems.append(f"{each}{where or empty}: {error['msg']}")
+    return "; ".join(problems)

@@ -20,7 +20,7 @@ from transcription_benchmarks.serving.protocol import (
     MAX_REALTIME_BODY_BYTES,
     ErrorBody,
     ParamsTooLongError,
-    Segment,
+    WireSegment,
     encode_params,
     error_message,
 )
@@ -107,7 +107,7 @@ def test_forced_language_is_reported_with_certainty(endpoint, jfk_bytes):
     ids=["single", "batch"],
 )
 def test_three_identical_answers_at_temperature_zero(endpoint, jfk_bytes, params):
-    answers: list[list[Segment]] = [predict(endpoint, jfk_bytes, params)[0] for _ in range(3)]
+    answers: list[list[WireSegment]] = [predict(endpoint, jfk_bytes, params)[0] for _ in range(3)]
     texts = [[(s.start, s.end, s.text, s.tokens) for s in answer] for answer in answers]
     assert texts[0] == texts[1] == texts[2]
     assert texts[0]

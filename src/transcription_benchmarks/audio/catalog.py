@@ -18,7 +18,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from transcription_benchmarks.errors import AudioChecksumError, AudioError, AudioUnavailableError
+from transcription_benchmarks.errors import (
+    AudioChecksumError,
+    AudioError,
+    AudioUnavailableError,
+    describe_validation_error,
+)
 
 AUDIO_PATH_ENV = "TRANSCRIPTION_BENCHMARKS_AUDIO_PATH"
 PROJECT_AUDIO_DIR = Path(__file__).resolve().parents[3] / "test_audio"
@@ -96,7 +101,10 @@ def load_manifest() -> AudioManifest:
         return AudioManifest()
     try:
         return AudioManifest.model_validate(json.loads(MANIFEST_PATH.read_text(encoding="utf-8")))
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise AudioError(f"invalid test-audio manifest {MANIFEST_PATH}: {problems}") from None
+    except ValueError as exc:  # not JSON
         raise AudioError(f"invalid test-audio manifest {MANIFEST_PATH}: {exc}") from exc
 
 

@@ -36,8 +36,8 @@ from transcription_benchmarks.serving.protocol import (
     MAX_REALTIME_BODY_BYTES,
     EndpointError,
     ErrorBody,
-    Segment,
     TranscriptionInfo,
+    WireSegment,
 )
 
 ASYNC_TIMEOUT_S = 900.0
@@ -272,7 +272,7 @@ def predict_aws(
     asynchronous: bool | None = None,
     bucket: str | None = None,
     timeout_s: float = ASYNC_TIMEOUT_S,
-) -> tuple[list[Segment], TranscriptionInfo]:
+) -> tuple[list[WireSegment], TranscriptionInfo]:
     """Transcribe a file (path, test-audio name or bytes) on a deployed endpoint: the same
     (segments, info) as predict_local. An error answer raises EndpointError with the
     container's status and message."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from transcription_benchmarks.args import BenchArgs, describe_validation_error
+from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import (
     Backend,
@@ -20,7 +20,11 @@ from transcription_benchmarks.backends.base import (
 )
 from transcription_benchmarks.compat.preload import preload_pip_cuda_libraries
 from transcription_benchmarks.decoding import check_token_ids, options_model
-from transcription_benchmarks.errors import BackendLoadError, InvalidOptionError
+from transcription_benchmarks.errors import (
+    BackendLoadError,
+    InvalidOptionError,
+    describe_validation_error,
+)
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.transcript import Segment, Transcript
 
@@ -199,9 +203,7 @@ def check_transcribe_options(options: dict[str, Any], batched: bool) -> None:
         model.model_validate(typed)
     except ValidationError as exc:
         raise InvalidOptionError(
-            describe_validation_error(exc).replace(
-                "invalid option ", "invalid option transcribe_options."
-            )
+            describe_validation_error(exc, each="invalid option ", under="transcribe_options")
         ) from None
 
 

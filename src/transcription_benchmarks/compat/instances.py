@@ -17,7 +17,7 @@ import re
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict
 
-from transcription_benchmarks.compat.matrix import Matrix, default_matrix
+from transcription_benchmarks.compat.matrix import CompatMatrix, default_matrix
 
 
 class InstanceGpu(BaseModel):
@@ -65,7 +65,7 @@ def image_cuda(image: str) -> str | None:
     return f"{int(match[1])}.{match[2]}" if match else None
 
 
-def stack_warning(instance_type: str, image: str, matrix: Matrix | None = None) -> str | None:
+def stack_warning(instance_type: str, image: str, matrix: CompatMatrix | None = None) -> str | None:
     """Why `image` cannot run CUDA work on `instance_type`, or None where nothing known stands
     in the way (an unknown family or an image tag without CUDA is said, since nothing could be
     checked)."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.tomlfile import load_toml
 
 MATRIX_FILE = Path(__file__).with_name("matrix.toml")
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
@@ -72,7 +74,7 @@ class Scenario(BaseModel):
         return [p.format(cublas12=cublas12) for p in self.python_path]
 
 
-class Cell(BaseModel):
+class StackPair(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     torch: str
@@ -84,7 +86,7 @@ class Cell(BaseModel):
         return f"torch{self.torch}-ct2-{self.ctranslate2}"
 
 
-class Matrix(BaseModel):
+class CompatMatrix(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     old_nvjitlink: str
@@ -93,10 +95,10 @@ class Matrix(BaseModel):
     torch: dict[str, TorchBuild]
     ctranslate2: dict[str, Ctranslate2Build]
     scenarios: tuple[Scenario, ...] = Field(alias="scenario")
-    cells: tuple[Cell, ...] = Field(alias="cell")
+    cells: tuple[StackPair, ...] = Field(alias="cell")
 
     @model_validator(mode="after")
-    def _complete(self) -> Matrix:
+    def _complete(self) -> CompatMatrix:
         """Every cell expects something of every scenario, and its torch is described."""
         scenario_ids = {s.id for s in self.scenarios}
         for cell in self.cells:
@@ -121,32 +123,31 @@ class Matrix(BaseModel):
             raise ValueError(f"duplicate cells: {ids}")
         return self
 
-    def cell(self, cell_id: str) -> Cell:
+    def cell(self, cell_id: str) -> StackPair:
         for cell in self.cells:
             if cell.id == cell_id:
                 return cell
         raise KeyError(f"no compat cell {cell_id!r}; cells: {', '.join(c.id for c in self.cells)}")
 
 
-def load_matrix(path: Path = MATRIX_FILE) -> Matrix:
-    with path.open("rb") as f:
-        return Matrix.model_validate(tomllib.load(f))
+def load_matrix(path: Path = MATRIX_FILE) -> CompatMatrix:
+    return load_toml(CompatMatrix, path, "compat matrix", BenchError)
 
 
 @cache
-def default_matrix() -> Matrix:
+def default_matrix() -> CompatMatrix:
     return load_matrix()
 
 
 class Selection(BaseModel):
     """Which cells and scenarios to run, and from which index torch comes."""
 
-    cells: tuple[Cell, ...]
+    cells: tuple[StackPair, ...]
     scenarios: tuple[Scenario, ...]
     index: str = "pypi"
 
 
-def select(matrix: Matrix, args: list[str]) -> Selection:
+def select(matrix: CompatMatrix, args: list[str]) -> Selection:
     """Cells named by `args`: cell ids, or torch=V / ct2=V / ctranslate2=V filters (repeatable,
     OR within a key, AND across keys); scenario=ID limits scenarios; index=pytorch takes torch
     from the PyTorch wheel index (+cuXXX builds). No cell argument selects every cell."""
@@ -184,7 +185,7 @@ def select(matrix: Matrix, args: list[str]) -> Selection:
     return Selection(cells=tuple(cells), scenarios=chosen, index=index)
 
 
-def requirements(matrix: Matrix, cell: Cell, index: str = "pypi") -> list[str]:
+def requirements(matrix: CompatMatrix, cell: StackPair, index: str = "pypi") -> list[str]:
     """Arguments for `pip install` / `uv pip install` that build the cell's env."""
     if index == "pypi":
         return [f"torch=={cell.torch}", f"ctranslate2=={cell.ctranslate2}"]

@@ -7,12 +7,14 @@ cause and fix, and a new failure is one TOML entry rather than code.
 from __future__ import annotations
 
 import re
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.tomlfile import read_toml
 
 KNOWN_ISSUES_FILE = Path(__file__).with_name("known_issues.toml")
 
@@ -47,8 +49,7 @@ class KnownIssue(BaseModel):
 
 
 def load_issues(path: Path = KNOWN_ISSUES_FILE) -> tuple[KnownIssue, ...]:
-    with path.open("rb") as f:
-        raw = tomllib.load(f)
+    raw = read_toml(path, "known-issues registry", BenchError)
     issues = tuple(KnownIssue.model_validate(entry) for entry in raw.get("issue", []))
     ids = [issue.id for issue in issues]
     if len(set(ids)) != len(ids):

@@ -21,7 +21,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from transcription_benchmarks.compat import probe as probe_module
-from transcription_benchmarks.compat.matrix import Cell, Matrix, Scenario, default_matrix, select
+from transcription_benchmarks.compat.matrix import (
+    CompatMatrix,
+    Scenario,
+    StackPair,
+    default_matrix,
+    select,
+)
 from transcription_benchmarks.compat.verdict import observed_issues
 
 PROBE_SCRIPT = Path(probe_module.__file__)
@@ -38,7 +44,7 @@ class ScenarioRun(BaseModel):
     report: dict[str, Any]
 
 
-class CellResult(BaseModel):
+class PairEvidence(BaseModel):
     """One cell's evidence, written as results/compat/<cell>.json for the table to read."""
 
     cell: str
@@ -78,7 +84,7 @@ def side_install(requirement: str, side_dir: Path = DEFAULT_SIDE_DIR) -> Path:
     return target
 
 
-def old_nvjitlink_lib(matrix: Matrix, side_dir: Path = DEFAULT_SIDE_DIR) -> Path:
+def old_nvjitlink_lib(matrix: CompatMatrix, side_dir: Path = DEFAULT_SIDE_DIR) -> Path:
     return side_install(matrix.old_nvjitlink, side_dir) / "nvidia" / "nvjitlink" / "lib"
 
 
@@ -129,15 +135,15 @@ def gpu_model_and_audio() -> tuple[str | None, str | None]:
     return str(model), str(audio)
 
 
-def run_cell(
-    matrix: Matrix,
-    cell: Cell,
+def probe_pair(
+    matrix: CompatMatrix,
+    cell: StackPair,
     python: str,
     scenarios: tuple[Scenario, ...],
     side_dir: Path = DEFAULT_SIDE_DIR,
     index: str = "pypi",
     build_seconds: float | None = None,
-) -> CellResult:
+) -> PairEvidence:
     site = site_packages(python)
     old = str(old_nvjitlink_lib(matrix, side_dir))
     cublas12 = ""
@@ -161,7 +167,7 @@ def run_cell(
                 report=report,
             )
         )
-    return CellResult(
+    return PairEvidence(
         cell=cell.id,
         torch=cell.torch,
         ctranslate2=cell.ctranslate2,
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     matrix = default_matrix()
     cell = matrix.cell(ns.cell)
     selection = select(matrix, [cell.id, *ns.args])
-    result = run_cell(
+    result = probe_pair(
         matrix, cell, ns.python, selection.scenarios, ns.side_dir, selection.index, ns.build_seconds
     )
     ns.out.mkdir(parents=True, exist_ok=True)

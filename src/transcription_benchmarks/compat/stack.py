@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict
 
-from transcription_benchmarks.compat.matrix import Ctranslate2Build, Matrix, default_matrix
+from transcription_benchmarks.compat.matrix import CompatMatrix, Ctranslate2Build, default_matrix
 from transcription_benchmarks.compat.registry import get_issue
 from transcription_benchmarks.errors import BenchError
 
@@ -64,7 +64,7 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def runnable_cuda_majors(
-    driver_version: str, compute_capability: str | None = None, matrix: Matrix | None = None
+    driver_version: str, compute_capability: str | None = None, matrix: CompatMatrix | None = None
 ) -> list[int]:
     """The CUDA majors this driver (and GPU architecture, when known) runs, newest first."""
     matrix = matrix or default_matrix()
@@ -82,7 +82,7 @@ def runnable_cuda_majors(
 
 
 def ctranslate2_for(
-    cuda_majors: list[int], matrix: Matrix | None = None
+    cuda_majors: list[int], matrix: CompatMatrix | None = None
 ) -> tuple[str, Ctranslate2Build]:
     """The newest ctranslate2 built for one of `cuda_majors` that needs no cuDNN (so it cannot
     meet the cuDNN load failures), with its build facts."""
@@ -122,7 +122,7 @@ def choose_stack(
     compute_capability: str | None = None,
     *,
     torch_spec: str | None = None,
-    matrix: Matrix | None = None,
+    matrix: CompatMatrix | None = None,
 ) -> Stack:
     """The stack for a machine whose NVIDIA driver is `driver_version` (NVML's answer) and whose
     oldest GPU has `compute_capability`; `torch_spec` overrides the torch part. Raises

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from transcription_benchmarks.compat.matrix import Matrix, Selection
+from transcription_benchmarks.compat.matrix import CompatMatrix, Selection
 from transcription_benchmarks.compat.registry import KnownIssue, get_issue, known_issues, match
 
 CUBLAS_IDS = ("cublas-off-path", "cublas12-missing")
@@ -112,10 +112,10 @@ def cudnn_text(version: int | None) -> str | None:
     return f"{version // 1000}.{version // 100 % 10}.{version % 100}"
 
 
-Status = Literal["as expected", "CONTRADICTS", "missing"]
+VerdictStatus = Literal["as expected", "CONTRADICTS", "missing"]
 
 
-class Row(BaseModel):
+class Verdict(BaseModel):
     cell: str
     scenario: str
     expected: list[str]
@@ -123,10 +123,10 @@ class Row(BaseModel):
     unexplained: list[str]
     facts: dict[str, Any]
     fact_errors: list[str]
-    status: Status
+    status: VerdictStatus
 
 
-def _fact_errors(matrix: Matrix, torch_version: str, facts: dict[str, Any]) -> list[str]:
+def _fact_errors(matrix: CompatMatrix, torch_version: str, facts: dict[str, Any]) -> list[str]:
     build = matrix.torch[torch_version]
     errors = []
     if facts.get("torch_cuda") is not None and facts["torch_cuda"] != build.cuda:
@@ -137,7 +137,7 @@ def _fact_errors(matrix: Matrix, torch_version: str, facts: dict[str, Any]) -> l
     return errors
 
 
-def verdict_rows(matrix: Matrix, selection: Selection, results_dir: Path) -> list[Row]:
+def verdict_rows(matrix: CompatMatrix, selection: Selection, results_dir: Path) -> list[Verdict]:
     """One row per selected cell x scenario, from results_dir/<cell>.json."""
     rows = []
     for cell in selection.cells:
@@ -150,7 +150,7 @@ def verdict_rows(matrix: Matrix, selection: Selection, results_dir: Path) -> lis
             run = runs.get(scenario.id)
             if run is None:
                 rows.append(
-                    Row(cell=cell.id, scenario=scenario.id, expected=expected, observed=[],
+                    Verdict(cell=cell.id, scenario=scenario.id, expected=expected, observed=[],
                         unexplained=[], facts={}, fact_errors=[], status="missing")
                 )  # fmt: skip
                 continue
@@ -161,7 +161,7 @@ def verdict_rows(matrix: Matrix, selection: Selection, results_dir: Path) -> lis
             fact_errors = _fact_errors(matrix, cell.torch, facts)
             agrees = set(observed) == set(expected) and not unexplained and not fact_errors
             rows.append(
-                Row(
+                Verdict(
                     cell=cell.id,
                     scenario=scenario.id,
                     expected=expected,
@@ -175,7 +175,7 @@ def verdict_rows(matrix: Matrix, selection: Selection, results_dir: Path) -> lis
     return rows
 
 
-def proof_problems(rows: list[Row]) -> list[str]:
+def proof_problems(rows: list[Verdict]) -> list[str]:
     """Each issue's `proven_by` rows that ran must be free of that issue: the fix works."""
     by_key = {f"{r.cell}/{r.scenario}": r for r in rows if r.status != "missing"}
     problems = []
@@ -187,7 +187,7 @@ def proof_problems(rows: list[Row]) -> list[str]:
     return problems
 
 
-def failed(rows: list[Row], problems: list[str]) -> bool:
+def failed(rows: list[Verdict], problems: list[str]) -> bool:
     return bool(problems) or any(r.status != "as expected" for r in rows)
 
 
@@ -195,7 +195,7 @@ def _ids(ids: list[str]) -> str:
     return ", ".join(ids) if ids else "ok"
 
 
-def render_markdown(rows: list[Row], problems: list[str]) -> str:
+def render_markdown(rows: list[Verdict], problems: list[str]) -> str:
     lines = [
         "| cell | scenario | torch CUDA / cuDNN | expected | observed | verdict |",
         "|---|---|---|---|---|---|",
@@ -223,7 +223,7 @@ def render_markdown(rows: list[Row], problems: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(rows: list[Row], problems: list[str]) -> str:
+def render_json(rows: list[Verdict], problems: list[str]) -> str:
     issues: list[KnownIssue] = [get_issue(i) for i in sorted({i for r in rows for i in r.observed})]
     return json.dumps(
         {

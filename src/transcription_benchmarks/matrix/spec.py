@@ -39,7 +39,6 @@ need not be installed). Two special forms:
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from pydantic import BaseModel, Field
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Cell
+from transcription_benchmarks.tomlfile import read_toml
 
 BUILTIN_MATRICES = ("cpu", "gpu")
 PYTHON_PREFIX = "python:"
@@ -94,13 +94,7 @@ def find_matrix(name_or_path: str | Path) -> Path:
 
 def load_matrix(path: str | Path) -> Matrix:
     """Read and validate a matrix file; MatrixFileError names the file, the cell and the problem."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MatrixFileError(f"cannot read matrix file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MatrixFileError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "matrix file", MatrixFileError)
     return parse_matrix(data, source=str(path))
 
 

@@ -1,4 +1,4 @@
-"""Accuracy and stability: normalised WER/CER, repetition and hallucination measures, determinism."""
+"""Accuracy measures: normalised WER/CER, repetition and hallucination, first differences."""
 
 from transcription_benchmarks.quality.metrics import Quality, assess, error_rates
 

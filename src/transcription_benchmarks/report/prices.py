@@ -14,13 +14,13 @@ currency = "USD"
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.tomlfile import load_toml
 
 DEFAULT_PRICES = "prices.toml"
 
@@ -65,18 +65,7 @@ def default_prices_path() -> Path:
 def load_prices(path: str | Path | None = None) -> PriceTable:
     """The shipped table, or the TOML file at `path` (same layout)."""
     path = Path(path) if path is not None else default_prices_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PriceTableError(f"cannot read price table {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceTableError(f"{path}: invalid TOML: {exc}") from None
-    try:
-        return PriceTable.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PriceTableError(f"{path}: {where}: {first['msg']}") from None
+    return load_toml(PriceTable, path, "price table", PriceTableError)
 
 
 def money(value: float | None, currency: str = "USD") -> str:

@@ -21,11 +21,10 @@ For each limit, the first matching [[cell]] that sets it wins, else [default].
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path, PurePath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Results, Row
@@ -35,6 +34,7 @@ from transcription_benchmarks.report.table import (
     model_name,
     status_text,
 )
+from transcription_benchmarks.tomlfile import load_toml
 
 Metric = Literal["min_speed", "max_speed", "max_peak_vram_mb", "min_peak_vram_mb", "max_wer"]
 LIMITS: tuple[Metric, ...] = (
@@ -129,25 +129,11 @@ class Violation(BaseModel):
 
 
 def load_thresholds(path: str | Path) -> Thresholds:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ThresholdsError(
-            f"cannot read thresholds file {path}: {exc.strerror or exc}"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdsError(f"thresholds file {path} is not valid TOML: {exc}") from None
-    try:
-        thresholds = Thresholds.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ThresholdsError(
-            f"thresholds file {path}: {problems} (allowed: [default] and [[cell]] tables with "
-            f"{', '.join(LIMITS)}; [[cell]] matched by label, model, test_file)"
-        ) from None
+    hint = (
+        f"allowed: [default] and [[cell]] tables with {', '.join(LIMITS)}; [[cell]] matched by "
+        "label, model, test_file"
+    )
+    thresholds = load_toml(Thresholds, path, "thresholds file", ThresholdsError, hint)
     for index, entry in enumerate(thresholds.cell):
         if entry.label is None and entry.model is None and entry.test_file is None:
             raise ThresholdsError(

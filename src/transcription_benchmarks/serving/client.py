@@ -22,8 +22,8 @@ from transcription_benchmarks.serving.protocol import (
     EndpointError,
     LanguageDetection,
     ParamsError,
-    Segment,
     TranscriptionInfo,
+    WireSegment,
     encode_params,
     error_message,
     parse_language_detection,
@@ -151,7 +151,7 @@ def predict(
     client: EndpointClient,
     audio: bytes | str | Path,
     params: Mapping[str, Any] | BaseModel | None = None,
-) -> tuple[list[Segment], TranscriptionInfo]:
+) -> tuple[list[WireSegment], TranscriptionInfo]:
     """Transcribe audio (bytes, a path or a test-audio name); an error answer raises
     EndpointError with the server's status and message."""
     response = client.invoke(_audio_bytes(audio), params=params)

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from transcription_benchmarks.args import BackendName, ComputeType, TorchDType
-from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
 CONFIG_FILE = "serving.json"
 MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
@@ -104,5 +104,9 @@ class ServingConfig(BaseModel):
             return cls.model_validate(json.loads(path.read_text()))
         except OSError as exc:
             raise InvalidOptionError(f"cannot read serving config {path}: {exc}") from exc
-        except (json.JSONDecodeError, ValidationError) as exc:
+        except json.JSONDecodeError as exc:
             raise InvalidOptionError(f"{path} is not a valid serving config: {exc}") from exc
+        except ValidationError as exc:
+            raise InvalidOptionError(
+                f"{path} is not a valid serving config: {describe_validation_error(exc)}"
+            ) from None

@@ -7,7 +7,7 @@ unchanged. What a request in it looked like, and what its answer was:
   default of WhisperModel.transcribe or BatchedInferencePipeline.transcribe, `task` inside,
   VadOptions' unbounded max_speech_duration_s dumped as null);
 - body: the audio, as audio/x-audio;
-- answer: the JSON array [segments, info], segments as faster-whisper's Segment fields, info as
+- answer: the JSON array [segments, info], segments as faster-whisper's WireSegment fields, info as
   its TranscriptionInfo (all_language_probs, transcription_options, vad_options);
   task=detect_language answered [[], info] with the language fields filled.
 
@@ -30,8 +30,8 @@ from transcription_benchmarks.serving.protocol import (
     BatchOptions,
     FasterWhisperParams,
     ParamsError,
-    Segment,
     SingleOptions,
+    WireSegment,
     parse_params,
 )
 
@@ -109,7 +109,7 @@ def _drop_original_only(where: str, options: dict[str, Any]) -> tuple[dict[str, 
     return options, warnings
 
 
-def answer(segments: list[Segment], info: Any, warnings: list[str]) -> bytes:
+def answer(segments: list[WireSegment], info: Any, warnings: list[str]) -> bytes:
     """[segments, info] as the original answered; `info` is faster-whisper's TranscriptionInfo."""
     body = [[_segment(s) for s in segments], {**transcription_info(info), "warnings": warnings}]
     # pydantic writes inf (VadOptions.max_speech_duration_s) as null, as the original did.
@@ -137,7 +137,7 @@ def transcription_info(info: Any) -> dict[str, Any]:
     }
 
 
-def _segment(segment: Segment) -> dict[str, Any]:
+def _segment(segment: WireSegment) -> dict[str, Any]:
     return segment.model_dump(
         include={
             "id",

@@ -43,8 +43,8 @@ from transcription_benchmarks.serving.package import (
 from transcription_benchmarks.serving.protocol import (
     MAX_REALTIME_BODY_BYTES,
     ErrorBody,
-    Segment,
     TranscriptionInfo,
+    WireSegment,
     error_message,
 )
 
@@ -315,7 +315,7 @@ def predict_local(
     params: Mapping[str, Any] | BaseModel | None = None,
     *,
     url: str | None = None,
-) -> tuple[list[Segment], TranscriptionInfo]:
+) -> tuple[list[WireSegment], TranscriptionInfo]:
     """Transcribe a file (a path or a test-audio name) on the running local endpoint."""
     url = url or local_url()
     audio = find_test_audio(test_file).read_bytes()

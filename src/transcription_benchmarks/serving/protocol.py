@@ -24,7 +24,8 @@ from transcription_benchmarks.decoding import (
     VadParameters,
     check_temperatures,
 )
-from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.errors import BenchError, describe_validation_error
+from transcription_benchmarks.transcript import Segment
 
 __all__ = [
     "BatchOptions",
@@ -181,11 +182,7 @@ def parse_params(
     try:
         return model.model_validate(dict(params or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in ((where,) if where else ()) + error['loc']) or 'params'}"
-            f": {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = describe_validation_error(exc, under=where or "", empty="params")
         raise ParamsError(f"invalid {model.__name__}: {problems}") from None
 
 
@@ -210,12 +207,12 @@ class Word(BaseModel):
     probability: float
 
 
-class Segment(BaseModel):
-    """One segment as faster-whisper yields it; transformers fills start, end and text."""
+class WireSegment(Segment):
+    """A transcript's segment (start, end, text) with the details faster-whisper yields and an
+    endpoint answers with; transformers fills start, end and text only."""
 
-    start: float
-    end: float
-    text: str
+    model_config = ConfigDict(frozen=False)
+
     id: int | None = None
     seek: int | None = None
     tokens: list[int] = Field(default_factory=list)
@@ -244,7 +241,7 @@ class TranscriptionInfo(BaseModel):
 
 
 class Prediction(BaseModel):
-    segments: list[Segment]
+    segments: list[WireSegment]
     info: TranscriptionInfo
 
     @property
@@ -284,12 +281,14 @@ def _load_json(body: bytes) -> Any:
         ) from None
 
 
-def parse_prediction(body: bytes) -> tuple[list[Segment], TranscriptionInfo]:
+def parse_prediction(body: bytes) -> tuple[list[WireSegment], TranscriptionInfo]:
     """A successful transcription response -> (segments, info)."""
     try:
         prediction = Prediction.model_validate(_load_json(body))
     except ValidationError as exc:
-        raise EndpointError(200, f"the endpoint's answer is not a transcription: {exc}") from None
+        raise EndpointError(
+            200, f"the endpoint's answer is not a transcription: {describe_validation_error(exc)}"
+        ) from None
     return prediction.segments, prediction.info
 
 
@@ -299,7 +298,8 @@ def parse_language_detection(body: bytes) -> LanguageDetection:
         return LanguageDetection.model_validate(_load_json(body))
     except ValidationError as exc:
         raise EndpointError(
-            200, f"the endpoint's answer is not a language detection: {exc}"
+            200,
+            "the endpoint's answer is not a language detection: " + describe_validation_error(exc),
         ) from None
 
 

@@ -58,8 +58,8 @@ from transcription_benchmarks.serving.protocol import (
     LanguageDetection,
     LanguageProbability,
     Prediction,
-    Segment,
     TranscriptionInfo,
+    WireSegment,
 )
 
 
@@ -176,7 +176,7 @@ def transcribe(model: FasterWhisperService, request: AudioRequest) -> Prediction
         segments, info = pipeline.transcribe(request.samples, task="transcribe", **options)
         collected = []
         for segment in segments:  # lazy: consuming the generator is the decoding
-            collected.append(Segment.model_validate(dataclasses.asdict(segment)))
+            collected.append(WireSegment.model_validate(dataclasses.asdict(segment)))
             deadline.check()
     processing_s = time.perf_counter() - started
     if request.legacy:

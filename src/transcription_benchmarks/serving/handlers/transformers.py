@@ -35,9 +35,9 @@ from transcription_benchmarks.serving.handlers.toolkit import (
 from transcription_benchmarks.serving.protocol import (
     ErrorBody,
     Prediction,
-    Segment,
     TranscriptionInfo,
     TransformersParams,
+    WireSegment,
 )
 
 
@@ -144,13 +144,13 @@ def transcribe(model: TransformersService, request: AudioRequest) -> Prediction:
     processing_s = time.perf_counter() - started
     duration = request.duration_s
     segments = [
-        Segment(
+        WireSegment(
             start=chunk["timestamp"][0] or 0.0,
             end=chunk["timestamp"][1] if chunk["timestamp"][1] is not None else duration,
             text=chunk["text"],
         )
         for chunk in output.get("chunks", [])
-    ] or [Segment(start=0.0, end=duration, text=output["text"])]
+    ] or [WireSegment(start=0.0, end=duration, text=output["text"])]
     return Prediction(
         segments=segments,
         info=TranscriptionInfo(
