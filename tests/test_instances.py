@@ -11,7 +11,7 @@ from transcription_benchmarks.compat.instances import (
     instance_family,
     stack_warning,
 )
-from transcription_benchmarks.matrix.autotune import budget_for
+from transcription_benchmarks.studies.autotune import budget_for
 
 
 @pytest.mark.parametrize(

@@ -215,8 +215,8 @@ def test_a_bad_line_before_the_last_names_file_line_and_field(tmp_path):
     with pytest.raises(ResultsFileError) as raised:
         read_rows(out)
     assert str(raised.value) == (
-        f"{out}:2: not a matrix row: Input should be 'ok', 'oom', 'abort', 'timeout', 'error' "
-        "or 'unavailable' at status"
+        f"{out}:2: not a matrix row: status: Input should be 'ok', 'oom', 'abort', 'timeout', "
+        "'error' or 'unavailable'"
     )
     nested = second.replace('"cell":{"model":"cell-1"', '"cell":{"model":7')
     out.write_text("\n".join([first, nested, third]) + "\n")
@@ -224,12 +224,12 @@ def test_a_bad_line_before_the_last_names_file_line_and_field(tmp_path):
         read_rows(out)
     assert (
         str(raised.value)
-        == f"{out}:2: not a matrix row: Input should be a valid string at cell.model"
+        == f"{out}:2: not a matrix row: cell.model: Input should be a valid string"
     )
     out.write_text("\n".join([first, "[1, 2]", third]) + "\n")
     with pytest.raises(ResultsFileError) as raised:
         read_rows(out)
-    assert str(raised.value) == f"{out}:2: not a matrix row: Input should be an object"
+    assert str(raised.value) == f"{out}:2: not a matrix row: line: Input should be an object"
 
 
 def test_a_missing_results_file_is_named(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from transcription_benchmarks.args import (
+    BACKEND_NAMES,
     DEFAULT_MODEL,
     DEFAULT_TEST_FILE,
     AttnImplementation,
@@ -184,7 +186,7 @@ def bench_command(
     args = BenchArgs.build(**{k: v for k, v in values.items() if v != getattr(defaults, k)})
     check_writable(json_out, "--json")
     if determinism:
-        from transcription_benchmarks.quality.determinism import check_determinism
+        from transcription_benchmarks.studies.determinism import check_determinism
 
         report = check_determinism(model, args, runs=args.repeats)
         console.print(report.describe(), highlight=False, markup=False)
@@ -386,36 +388,94 @@ def autotune_command(
     memory_mb: Annotated[float | None, typer.Option(help="budget in MiB instead")] = None,
     test_file: Annotated[str, typer.Option("--test-file", "-f")] = DEFAULT_TEST_FILE,
     device: Annotated[str, typer.Option(help="cuda (GPU budget) or cpu (RSS budget)")] = "cuda",
-    batch_sizes: Annotated[list[int] | None, typer.Option("--batch-size")] = None,
+    engine: Annotated[
+        list[str] | None, typer.Option("--engine", help="engines to search (default: installed)")
+    ] = None,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option("--precision", help="ENGINE=PRECISION, repeatable (default: per device)"),
+    ] = None,
+    beam_sizes: Annotated[list[int] | None, typer.Option("--beam-size")] = None,
+    batch_sizes: Annotated[
+        list[int] | None, typer.Option("--batch-size", help="0: sequential decoding")
+    ] = None,
     wer_tolerance: Annotated[float, typer.Option(help="accepted WER above the best")] = 0.01,
+    finalists: Annotated[int, typer.Option(min=1, help="configurations to confirm")] = 3,
+    screen_file: Annotated[
+        str | None, typer.Option(help="shorter audio to screen on (default: the test file)")
+    ] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="confirmation warm-up runs")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="confirmation timed runs")] = 3,
+    exhaustive: Annotated[
+        bool, typer.Option("--grid", help="time every configuration fully instead of searching")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="append the probes' rows to this JSONL")] = None,
 ) -> None:
-    """Largest batch size within a memory budget, and the fastest config within a WER tolerance."""
-    from transcription_benchmarks.matrix.autotune import BATCH_SIZES, autotune, budget_for
-    from transcription_benchmarks.matrix.runner import append_row, run_cell
+    """The fastest configuration within a memory budget and a WER tolerance, searched over
+    engine, precision, beam size and batch size; prints the pick and the Pareto front."""
+    from transcription_benchmarks.matrix.runner import append_row, run_cell, run_group
+    from transcription_benchmarks.studies.autotune import (
+        MATRIX,
+        SearchSpace,
+        budget_for,
+        grid,
+        search,
+    )
 
     kind = "cpu" if device == "cpu" else "gpu"
     budget = budget_for(instance_type, memory_mb, kind=kind)
+    engines = [_choice(name, BACKEND_NAMES, "--engine") for name in engine or []]
+    precisions: dict[str, list[str]] = {}
+    for pair in precision or []:
+        ((key, value),) = _key_values([pair], "--precision", parse_json=False).items()
+        precisions.setdefault(_choice(key, BACKEND_NAMES, "--precision"), []).append(value)
+    space = SearchSpace.default(
+        kind,
+        engines or list(precisions) or None,
+        beam_sizes=beam_sizes,
+        batch_sizes=[b or None for b in batch_sizes] if batch_sizes else None,
+    )
+    if precisions:
+        space = space.model_copy(update={"engines": {**space.engines, **precisions}})
     check_writable(out, "--out")
 
-    def run(cell):
-        row = run_cell("autotune", cell)
-        if out is not None:
-            append_row(out, row)
-        errors.print(f"{cell.label}: {row.status}", highlight=False)
-        return row
+    def record(rows):
+        for row in rows:
+            if out is not None:
+                append_row(out, row)
+            errors.print(f"{row.cell.label}: {row.status}", highlight=False, markup=False)
+        return rows
 
-    base = {"test_file": test_file, "device": device, "warmup": 0, "repeats": 1}
-    result = autotune(
-        model,
-        base,
-        budget,
-        run,
-        batch_sizes=batch_sizes or BATCH_SIZES,
-        wer_tolerance=wer_tolerance,
-    )
+    base = {"test_file": test_file, "device": device, "warmup": warmup, "repeats": repeats}
+    if exhaustive:
+        result = grid(
+            model,
+            base,
+            budget,
+            space,
+            run_cell=lambda cell: record([run_cell(MATRIX, cell)])[0],
+            wer_tolerance=wer_tolerance,
+        )
+    else:
+        result = search(
+            model,
+            base,
+            budget,
+            space,
+            run_group=lambda cells, limit: record(run_group(MATRIX, cells, memory_limit=limit)),
+            run_cell=lambda cell: record([run_cell(MATRIX, cell)])[0],
+            wer_tolerance=wer_tolerance,
+            finalists=finalists,
+            screen_file=screen_file,
+        )
     console.print(result.describe(), highlight=False, markup=False)
-    raise typer.Exit(0 if result.largest_batch_size is not None else 1)
+    raise typer.Exit(0 if result.pick is not None else 1)
+
+
+def _choice(value: str, choices: Sequence[str], option: str) -> str:
+    if value not in choices:
+        raise InvalidOptionError(f"{option} {value!r}: choose one of {', '.join(choices)}")
+    return value
 
 
 @app.command("memory-vs-length")

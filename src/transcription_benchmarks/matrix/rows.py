@@ -18,7 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from transcription_benchmarks.errors import BenchError, InvalidOptionError
+from transcription_benchmarks.errors import (
+    BenchError,
+    InvalidOptionError,
+    describe_validation_error,
+)
 from transcription_benchmarks.formats import CURRENT, FormatVersionError, upgrade
 from transcription_benchmarks.result import BenchResult
 
@@ -74,6 +78,51 @@ class Row(BaseModel):
         return upgrade("Row", data)
 
 
+class MemoryLimit(BaseModel):
+    """A ceiling on a row's peak memory: the NVML peak on a GPU, peak RSS on a CPU."""
+
+    memory_mb: float = Field(description="MiB")
+    kind: Literal["gpu", "cpu"] = Field(description="'gpu' (NVML peak) or 'cpu' (peak RSS)")
+
+    def peak_mb(self, row: Row) -> float | None:
+        """The row's peak of this kind; None when the cell did not run (or NVML saw nothing)."""
+        if row.status != "ok" or row.result is None:
+            return None
+        memory = row.result.memory
+        return memory.peak_gpu_mb if self.kind == "gpu" else memory.peak_rss_mb
+
+    def holds(self, row: Row) -> bool:
+        peak = self.peak_mb(row)
+        return peak is not None and peak <= self.memory_mb
+
+
+LADDER_FREE = frozenset({"batch_size", "warmup", "repeats"})
+
+
+def ladder_key(cell: Cell) -> str:
+    """Cells that differ only in batch size (and in how often they run) climb one ladder:
+    memory grows with the batch, so once one rung does not fit, the larger ones are not worth
+    running."""
+    args = {k: v for k, v in cell.args.items() if k not in LADDER_FREE}
+    return json.dumps({"model": cell.model, "args": args}, sort_keys=True)
+
+
+def above_failed_rung(cell: Cell, failed: dict[str, int]) -> bool:
+    """Whether `cell` is a larger batch than a rung of its ladder that did not fit
+    (`failed`: ladder key -> the smallest batch size that did not fit)."""
+    batch = cell.args.get("batch_size")
+    limit = failed.get(ladder_key(cell))
+    return batch is not None and limit is not None and batch > limit
+
+
+def record_rung(cell: Cell, fitted: bool, failed: dict[str, int]) -> None:
+    """Note a batched cell that did not fit in `failed` (see above_failed_rung)."""
+    batch = cell.args.get("batch_size")
+    if not fitted and batch is not None:
+        key = ladder_key(cell)
+        failed[key] = min(batch, failed.get(key, batch))
+
+
 class ResultsFileError(BenchError):
     """A results JSONL file is missing or holds a line that is not a row."""
 
@@ -127,11 +176,8 @@ def read_rows(path: str | Path) -> list[Row]:
                     stacklevel=2,
                 )
                 continue
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
             raise ResultsFileError(
-                f"{path}:{number}: not a matrix row: {first['msg']}"
-                + (f" at {where}" if where else "")
+                f"{path}:{number}: not a matrix row: {describe_validation_error(exc, empty='line')}"
             ) from None
     return rows
 

@@ -34,9 +34,13 @@ from rich.markup import escape
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import (
     Cell,
+    MemoryLimit,
     Results,
     Row,
     Status,
+    above_failed_rung,
+    read_rows,
+    record_rung,
     set_aside_torn_tail,
 )
 from transcription_benchmarks.matrix.spec import Matrix
@@ -177,53 +181,115 @@ def run_cell(
 
         return _row(matrix, cell, "unavailable", nemo_reason(), started, 0.0)
     with tempfile.TemporaryDirectory(prefix=f"{CELL_DIR_PREFIX}{os.getpid()}-") as tmp:
-        job, result, log = Path(tmp, "job.json"), Path(tmp, "row.json"), Path(tmp, "stderr.txt")
-        job.write_text(
-            json.dumps({"matrix": matrix, "cell": cell.model_dump(mode="json")}),
-            encoding="utf-8",
-        )
-        command = [sys.executable, "-m", "transcription_benchmarks.matrix.worker", str(job)]
-        start = time.perf_counter()
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                [*command, str(result)],
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,  # its own process group: a timeout kills its children too
-                env={**os.environ, RUNNER_PID_ENV: str(os.getpid())},  # it dies with this runner
-            )
-            try:
-                returncode = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                wall = time.perf_counter() - start
-                return _row(
-                    matrix,
-                    cell,
-                    "timeout",
-                    f"killed after the {timeout_s:g} s limit (process group sent SIGKILL)",
-                    started,
-                    wall,
-                )
-            except BaseException:  # Ctrl-C: leave no worker behind
-                _kill_group(process)
-                raise
-        wall = time.perf_counter() - start
-        tail = _tail(log)
-        if returncode == 0 and result.is_file():
+        job = {"matrix": matrix, "cell": cell.model_dump(mode="json")}
+        result = Path(tmp, "row.json")
+        exit = _run_worker(job, result, timeout_s)
+        if exit.returncode == 0 and result.is_file():
             try:
                 row = Row.model_validate_json(result.read_text(encoding="utf-8"))
             except ValidationError as exc:
-                return _row(matrix, cell, "error", f"unreadable worker row: {exc}", started, wall)
-            return row.model_copy(update={"wall_s": wall, "started_at": started})
-        if returncode < 0:
-            name = _signal_name(-returncode)
+                return _row(
+                    matrix, cell, "error", f"unreadable worker row: {exc}", started, exit.wall_s
+                )
+            return row.model_copy(update={"wall_s": exit.wall_s, "started_at": started})
+        status, reason = exit.outcome(timeout_s)
+        return _row(matrix, cell, status, reason, started, exit.wall_s)
+
+
+def run_group(
+    matrix: str,
+    cells: list[Cell],
+    *,
+    memory_limit: MemoryLimit | None = None,
+    timeout_s: float | None = None,
+) -> list[Row]:  # pragma: no mutate block
+    """The cells one after another in one worker process (imports and start-up paid once),
+    skipping the larger batches of a ladder whose rung does not fit `memory_limit`.
+
+    A crash ends only the cell in progress: it becomes a row classified by how the process
+    ended, and the cells after it go on in a new process. `timeout_s` is per cell. Rows carry
+    no wall_s of their own (the process ran several). Returns the rows in the cells' order,
+    without the skipped cells."""
+    rows: list[Row] = []
+    failed: dict[str, int] = {}
+    pending = list(cells)
+    while pending := [c for c in pending if not above_failed_rung(c, failed)]:
+        started = datetime.now(UTC)
+        with tempfile.TemporaryDirectory(prefix=f"{CELL_DIR_PREFIX}{os.getpid()}-") as tmp:
+            job = {
+                "matrix": matrix,
+                "cells": [c.model_dump(mode="json") for c in pending],
+                "memory_limit": memory_limit.model_dump() if memory_limit else None,
+            }
+            out = Path(tmp, "rows.jsonl")
+            limit = timeout_s * len(pending) if timeout_s else None
+            exit = _run_worker(job, out, limit)
+            done = {row.cell_id: row for row in read_rows(out)} if out.is_file() else {}
+        crashed = None
+        for index, cell in enumerate(pending):
+            if cell.id in done:
+                row = done[cell.id]
+            elif exit.returncode != 0 and not above_failed_rung(cell, failed):
+                # The cell in progress when the process ended (the ones before it have rows).
+                status, reason = exit.outcome(limit)
+                row, crashed = _row(matrix, cell, status, reason, started, exit.wall_s), index
+            else:
+                continue  # skipped by the worker: a larger batch than a rung that did not fit
+            rows.append(row)
+            if memory_limit is not None:
+                record_rung(cell, memory_limit.holds(row), failed)
+            if crashed is not None:
+                break
+        if crashed is None:
+            break
+        pending = pending[crashed + 1 :]
+    return rows
+
+
+class _WorkerExit:
+    """How a worker process ended: its exit status (negative: a signal; None: killed at the
+    time limit), its wall time and the last lines of its stderr."""
+
+    def __init__(self, returncode: int | None, wall_s: float, tail: list[str]) -> None:
+        self.returncode, self.wall_s, self.tail = returncode, wall_s, tail
+
+    def outcome(self, timeout_s: float | None) -> tuple[Status, str]:
+        if self.returncode is None:
+            return "timeout", f"killed after the {timeout_s:g} s limit (process group sent SIGKILL)"
+        if self.returncode < 0:
+            name = _signal_name(-self.returncode)
             hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            reason = f"killed by {name}{hint}" + (f": {' | '.join(tail)}" if tail else "")
-            return _row(matrix, cell, "abort", reason, started, wall)
-        status, reason = _classify_exit(returncode, tail)
-        return _row(matrix, cell, status, reason, started, wall)
+            tail = f": {' | '.join(self.tail)}" if self.tail else ""
+            return "abort", f"killed by {name}{hint}{tail}"
+        return _classify_exit(self.returncode, self.tail)
+
+
+def _run_worker(
+    job: dict, out: Path, timeout_s: float | None
+) -> _WorkerExit:  # pragma: no mutate block
+    """Run the worker on `job` (written beside `out`), its stderr kept for the reason."""
+    job_file, log = out.with_name("job.json"), out.with_name("stderr.txt")
+    job_file.write_text(json.dumps(job), encoding="utf-8")
+    command = [sys.executable, "-m", "transcription_benchmarks.matrix.worker", str(job_file)]
+    start = time.perf_counter()
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, str(out)],
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            start_new_session=True,  # its own process group: a timeout kills its children too
+            env={**os.environ, RUNNER_PID_ENV: str(os.getpid())},  # it dies with this runner
+        )
+        try:
+            returncode: int | None = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            returncode = None
+        except BaseException:  # Ctrl-C: leave no worker behind
+            _kill_group(process)
+            raise
+    return _WorkerExit(returncode, time.perf_counter() - start, _tail(log))
 
 
 def append_row(path: Path, row: Row) -> None:

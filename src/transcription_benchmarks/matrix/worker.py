@@ -1,9 +1,15 @@
-"""One matrix cell in its own process: `python -m transcription_benchmarks.matrix.worker JOB ROW`.
+"""Matrix cells in their own process: `python -m transcription_benchmarks.matrix.worker JOB OUT`.
 
-JOB is a JSON file {"matrix": name, "cell": Cell}; the worker writes the Row as JSON to ROW and
+JOB is a JSON file {"matrix": name, "cell": Cell}; the worker writes the Row as JSON to OUT and
 exits 0, whatever the cell did: ok, or error / oom / unavailable with the exception's one-line
-message. A crash it cannot catch (a signal, a hard exit) leaves ROW unwritten, and the parent
+message. A crash it cannot catch (a signal, a hard exit) leaves OUT unwritten, and the parent
 (matrix/runner.py) classifies the exit instead.
+
+A group job {"matrix": name, "cells": [Cell, ...], "memory_limit": MemoryLimit | null} runs its
+cells one after another in this one process (imports paid once: a cheap screen), appending each
+row to OUT as a JSONL line as soon as it exists, and skips the larger batches of a ladder whose
+rung did not fit the limit. Peaks measured in a shared process include what earlier cells left
+allocated: an upper bound, which only a cell of its own confirms.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from transcription_benchmarks.errors import (
     BackendNotInstalledError,
     ModelNotFoundError,
 )
-from transcription_benchmarks.matrix.rows import Cell, Row, Status
+from transcription_benchmarks.matrix.rows import (
+    Cell,
+    MemoryLimit,
+    Row,
+    Status,
+    above_failed_rung,
+    record_rung,
+)
 from transcription_benchmarks.matrix.spec import PYTHON_PREFIX
 from transcription_benchmarks.result import BenchResult
 
 
-def run_cell(matrix: str, cell: Cell) -> Row:
+def run_in_process(matrix: str, cell: Cell) -> Row:
     """Run one cell in this process and return its row; exceptions become error rows."""
     row = Row(matrix=matrix, cell_id=cell.id, cell=cell, status="ok", host=socket.gethostname())
     try:
@@ -126,14 +139,41 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m transcription_benchmarks.matrix.worker JOB.json ROW.json")
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    row = run_cell(job["matrix"], Cell.model_validate(job["cell"]))
-    if row.status != "ok":
-        print(f"cell {row.cell_id}: {row.status}: {row.reason}", file=sys.stderr)
     out = Path(argv[1])
+    if "cells" in job:
+        limit = job.get("memory_limit")
+        run_group(
+            job["matrix"],
+            [Cell.model_validate(cell) for cell in job["cells"]],
+            out,
+            MemoryLimit.model_validate(limit) if limit else None,
+        )
+        return 0
+    row = _report(run_in_process(job["matrix"], Cell.model_validate(job["cell"])))
     partial = out.with_suffix(".partial")
     partial.write_text(row.model_dump_json(), encoding="utf-8")
     os.replace(partial, out)
     return 0
+
+
+def run_group(matrix: str, cells: list[Cell], out: Path, limit: MemoryLimit | None) -> None:
+    """The cells in order, each row appended to `out` as soon as it exists."""
+    from transcription_benchmarks.matrix.runner import append_row
+
+    failed: dict[str, int] = {}
+    for cell in cells:
+        if above_failed_rung(cell, failed):
+            continue
+        row = _report(run_in_process(matrix, cell))
+        append_row(out, row)
+        if limit is not None:
+            record_rung(cell, limit.holds(row), failed)
+
+
+def _report(row: Row) -> Row:
+    if row.status != "ok":
+        print(f"cell {row.cell_id}: {row.status}: {row.reason}", file=sys.stderr)
+    return row
 
 
 if __name__ == "__main__":
