@@ -159,3 +159,21 @@ def test_unwritable_outputs_fail_before_the_model_loads(jfk, tmp_path):
     done = tbench("matrix", "cpu", "--out", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr
     assert not list(tmp_path.glob("*.lock"))
+
+
+def test_any_option_reaches_bench_args_through_option(jfk, tmp_path):
+    out = tmp_path / "result.json"
+    common = ("bench", "--device", "cpu", "-f", str(jfk), "--warmup", "0", "-n", "1")
+    done = tbench(
+        *common, "--option", "num_workers=2", "--option", "beam_size=1", "--json", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    args = json.loads(out.read_text())["args"]
+    assert (args["num_workers"], args["beam_size"]) == (2, 1)  # num_workers has no flag
+
+    unknown = tbench(*common, "--option", "beam_sise=1")
+    assert unknown.returncode == 2
+    assert "invalid option beam_sise: Extra inputs are not permitted" in unknown.stderr
+    twice = tbench(*common, "--beam-size", "2", "--option", "beam_size=3")
+    assert twice.returncode == 2
+    assert "set beam_size by its flag or by --option, not both" in twice.stderr

@@ -15,7 +15,8 @@ from pathlib import Path
 import brotli
 import pytest
 
-from transcription_benchmarks.args import BenchArgs, ignored_options
+from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.backends import ignored_options
 from transcription_benchmarks.matrix.rows import Cell
 from transcription_benchmarks.matrix.runner import _row, append_row, run_matrix
 from transcription_benchmarks.matrix.spec import Matrix

@@ -1,8 +1,8 @@
 """BenchArgs: every knob of one benchmark run, validated before any model is loaded.
 
-The arguments are flat, as users type them (`BenchArgs(batch_size=24, beam_size=1)`). Options that
-only one backend understands are listed in `BACKEND_ONLY_OPTIONS`; setting one for the other
-backend gives a warning that names it rather than being silently dropped. `None` means "the
+The arguments are flat, as users type them (`BenchArgs(batch_size=24, beam_size=1)`). Each engine
+declares the engine-specific options it reads (`Backend.reads`); setting one that only other
+engines read gives a warning that names it rather than being silently dropped. `None` means "the
 backend's own default", and the result records the value the backend actually used.
 """
 
@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from transcription_benchmarks.decoding import check_temperatures
 from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
-BackendName = Literal["faster-whisper", "transformers"]
-BACKEND_NAMES: tuple[BackendName, ...] = ("faster-whisper", "transformers")
+BackendName = str
+"""A registered engine's name (backends/registry.py): faster-whisper, transformers, plug-ins."""
 
 ComputeType = Literal[
     "default",
@@ -87,6 +87,13 @@ class BenchArgs(BaseModel):
     chunk_length_s: float | None = Field(None, gt=0, le=30)
     generate_kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, value: str | None) -> str | None:
+        from transcription_benchmarks.backends.registry import check_name
+
+        return None if value is None else check_name(value)
+
     @field_validator("temperature")
     @classmethod
     def _temperature_non_negative(cls, value: float | list[float] | None):
@@ -134,27 +141,3 @@ class BenchArgs(BaseModel):
 def _default(name: str) -> Any:
     field = BenchArgs.model_fields[name]
     return field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-
-
-BACKEND_ONLY_OPTIONS: dict[BackendName, frozenset[str]] = {
-    "faster-whisper": frozenset(
-        {
-            "compute_type",
-            "chunk_length",
-            "vad_filter",
-            "condition_on_previous_text",
-            "cpu_threads",
-            "num_workers",
-            "transcribe_options",
-        }
-    ),
-    "transformers": frozenset(
-        {"dtype", "attn_implementation", "chunk_length_s", "generate_kwargs"}
-    ),
-}
-
-
-def ignored_options(args: BenchArgs, backend: BackendName) -> list[str]:
-    """Options set by the user that `backend` does not read, sorted."""
-    foreign = set().union(*(opts for name, opts in BACKEND_ONLY_OPTIONS.items() if name != backend))
-    return sorted(args.set_options() & foreign)

@@ -13,9 +13,9 @@ import time
 import warnings
 from collections.abc import Callable
 
-from transcription_benchmarks.args import DEFAULT_MODEL, BenchArgs, ignored_options
+from transcription_benchmarks.args import DEFAULT_MODEL, BenchArgs
 from transcription_benchmarks.audio import find_test_audio, probe_audio
-from transcription_benchmarks.backends import get_backend
+from transcription_benchmarks.backends import backend_for_format, get_backend, ignored_options
 from transcription_benchmarks.measure.energy import EnergyMeter
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
@@ -50,9 +50,7 @@ def bench(
 
     Every run's text is hashed into the result; `keep_run_texts` keeps the texts too."""
     args = args or BenchArgs()
-    backend_name = args.backend or (
-        "faster-whisper" if guess_format(model) == "ctranslate2" else "transformers"
-    )
+    backend_name = args.backend or backend_for_format(guess_format(model))
     backend = get_backend(backend_name)
     backend.check_installed()
     notes: list[str] = []

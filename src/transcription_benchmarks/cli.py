@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from transcription_benchmarks.args import (
-    BACKEND_NAMES,
     DEFAULT_MODEL,
     DEFAULT_TEST_FILE,
     AttnImplementation,
@@ -24,6 +22,7 @@ from transcription_benchmarks.args import (
     TorchDType,
 )
 from transcription_benchmarks.errors import BenchError, InvalidOptionError
+from transcription_benchmarks.serving.config import ServedBackend
 
 app = typer.Typer(
     help="Benchmark Whisper-family models: speed, memory, accuracy.",
@@ -140,6 +139,14 @@ def bench_command(
     generate_kwarg: Annotated[
         list[str] | None, typer.Option(help="transformers generate KEY=VALUE (repeatable)")
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="any BenchArgs option as KEY=VALUE (repeatable): those without a flag of their "
+            "own, e.g. num_workers, and a plug-in engine's",
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the result as JSON")
     ] = None,
@@ -183,7 +190,11 @@ def bench_command(
         values["temperature"] = temperature[0] if len(temperature) == 1 else temperature
     # Pass only what differs from the defaults, so "set by the user" stays meaningful.
     defaults = BenchArgs()
-    args = BenchArgs.build(**{k: v for k, v in values.items() if v != getattr(defaults, k)})
+    given = {k: v for k, v in values.items() if v != getattr(defaults, k)}
+    extra = _key_values(option or [], "--option")
+    if both := sorted(set(given) & set(extra)):
+        raise InvalidOptionError(f"set {', '.join(both)} by its flag or by --option, not both")
+    args = BenchArgs.build(**given, **extra)
     check_writable(json_out, "--json")
     if determinism:
         from transcription_benchmarks.studies.determinism import check_determinism
@@ -413,6 +424,7 @@ def autotune_command(
 ) -> None:
     """The fastest configuration within a memory budget and a WER tolerance, searched over
     engine, precision, beam size and batch size; prints the pick and the Pareto front."""
+    from transcription_benchmarks.backends.registry import check_name
     from transcription_benchmarks.matrix.runner import append_row, run_cell, run_group
     from transcription_benchmarks.studies.autotune import (
         MATRIX,
@@ -424,11 +436,11 @@ def autotune_command(
 
     kind = "cpu" if device == "cpu" else "gpu"
     budget = budget_for(instance_type, memory_mb, kind=kind)
-    engines = [_choice(name, BACKEND_NAMES, "--engine") for name in engine or []]
+    engines = [check_name(name) for name in engine or []]
     precisions: dict[str, list[str]] = {}
     for pair in precision or []:
         ((key, value),) = _key_values([pair], "--precision", parse_json=False).items()
-        precisions.setdefault(_choice(key, BACKEND_NAMES, "--precision"), []).append(value)
+        precisions.setdefault(check_name(key), []).append(value)
     space = SearchSpace.default(
         kind,
         engines or list(precisions) or None,
@@ -470,12 +482,6 @@ def autotune_command(
         )
     console.print(result.describe(), highlight=False, markup=False)
     raise typer.Exit(0 if result.pick is not None else 1)
-
-
-def _choice(value: str, choices: Sequence[str], option: str) -> str:
-    if value not in choices:
-        raise InvalidOptionError(f"{option} {value!r}: choose one of {', '.join(choices)}")
-    return value
 
 
 @app.command("memory-vs-length")
@@ -684,7 +690,7 @@ def package_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the artifact")] = Path(
         "dist"
     ),
-    backend: Annotated[BackendName, typer.Option(help="the handler that serves it")] = (
+    backend: Annotated[ServedBackend, typer.Option(help="the handler that serves it")] = (
         "faster-whisper"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
@@ -704,7 +710,7 @@ def serve_local_command(
     model: Annotated[
         str, typer.Argument(help="an unpacked artifact, or anything `bench` takes")
     ] = DEFAULT_MODEL,
-    backend: Annotated[BackendName | None, typer.Option(help="default: faster-whisper")] = None,
+    backend: Annotated[ServedBackend | None, typer.Option(help="default: faster-whisper")] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,
     workers: Annotated[int, typer.Option(help="MMS worker processes, one model each")] = 1,

@@ -1,22 +1,23 @@
-"""Backends behind one interface (base.Backend): faster-whisper and transformers."""
+"""Engines behind one interface (base.Backend), found through one registry (registry.py):
+faster-whisper and transformers built in, others from the `transcription_benchmarks.backends`
+entry-point group."""
 
 from __future__ import annotations
 
-from transcription_benchmarks.args import BACKEND_NAMES, BackendName
 from transcription_benchmarks.backends.base import Backend, LoadedModel, ProgressCallback
-from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.backends.registry import (
+    backend_for_format,
+    backend_names,
+    get_backend,
+    ignored_options,
+)
 
-
-def get_backend(name: BackendName) -> Backend:
-    if name == "faster-whisper":
-        from transcription_benchmarks.backends.faster_whisper import FasterWhisperBackend
-
-        return FasterWhisperBackend()
-    if name == "transformers":
-        from transcription_benchmarks.backends.transformers import TransformersBackend
-
-        return TransformersBackend()
-    raise InvalidOptionError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
-
-
-__all__ = ["Backend", "LoadedModel", "ProgressCallback", "get_backend"]
+__all__ = [
+    "Backend",
+    "LoadedModel",
+    "ProgressCallback",
+    "backend_for_format",
+    "backend_names",
+    "get_backend",
+    "ignored_options",
+]

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from transcription_benchmarks.args import BackendName, BenchArgs
+from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.errors import BackendNotInstalledError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel
@@ -41,10 +41,25 @@ class LoadedModel(ABC):
 
 
 class Backend(ABC):
-    name: BackendName
+    """One engine. A subclass declares what the registry (backends/registry.py), bench(), the
+    fingerprint and the studies need to know of it, so that none of them names it."""
+
+    name: str
     model_format: ModelFormat
     install_extra: str
     required_modules: tuple[str, ...]
+    """Modules whose import proves the engine is installed."""
+    fingerprint_packages: tuple[str, ...] = ()
+    """Distributions whose versions go into every result's environment fingerprint."""
+    reads: frozenset[str] = frozenset()
+    """The engine-specific BenchArgs options it reads, beside the common ones (device, beam
+    size, temperature, ...). An option several engines read is listed by each; one set that
+    only other engines read draws an "ignored option" warning."""
+    precision_option: str | None = None
+    """The BenchArgs option that sets its numeric precision (auto-tune searches it)."""
+    cpu_precisions: tuple[str, ...] = ()
+    """Precisions worth searching on a CPU (auto-tune's default), and on a GPU."""
+    gpu_precisions: tuple[str, ...] = ()
 
     def check_installed(self) -> None:
         """Import the backend's packages: a missing one, or one that fails to load (a CUDA

@@ -58,6 +58,22 @@ class FasterWhisperBackend(Backend):
     model_format = "ctranslate2"
     install_extra = "faster-whisper"
     required_modules = ("faster_whisper", "ctranslate2")
+    fingerprint_packages = ("ctranslate2", "faster-whisper", "nvidia-cublas-cu12")
+    reads = frozenset(
+        {
+            "compute_type",
+            "chunk_length",
+            "vad_filter",
+            "condition_on_previous_text",
+            "cpu_threads",
+            "num_workers",
+            "transcribe_options",
+        }
+    )
+    precision_option = "compute_type"
+    # CPU: int8_float32 is int8 there, and (b)float16 is emulated on most CPUs.
+    cpu_precisions = ("int8", "float32")
+    gpu_precisions = ("float16", "int8_float16")
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         batched = args.batch_size is not None

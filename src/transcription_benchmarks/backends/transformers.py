@@ -36,6 +36,12 @@ class TransformersBackend(Backend):
     model_format = "transformers"
     install_extra = "transformers"
     required_modules = ("transformers", "torch")
+    fingerprint_packages = ("torch", "transformers")
+    reads = frozenset({"dtype", "attn_implementation", "chunk_length_s", "generate_kwargs"})
+    precision_option = "dtype"
+    # CPU: fp16 is refused there and bf16 is emulated on most CPUs.
+    cpu_precisions = ("fp32",)
+    gpu_precisions = ("fp16", "bf16")
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         duplicated = sorted(

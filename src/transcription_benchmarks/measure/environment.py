@@ -19,15 +19,15 @@ from pydantic import BaseModel, Field
 from transcription_benchmarks.compat.preload import preloaded
 from transcription_benchmarks.measure.gpus import nvidia_driver
 
-PACKAGES = (
-    "torch",
-    "ctranslate2",
-    "faster-whisper",
-    "transformers",
-    "nvidia-cudnn-cu12",
-    "nvidia-cudnn-cu13",
-    "nvidia-cublas-cu12",
-)
+CORE_PACKAGES = ("torch", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "nvidia-cublas-cu12")
+"""Recorded whatever the engine: what decides which CUDA libraries load. Each engine adds its
+own (Backend.fingerprint_packages)."""
+
+
+def fingerprint_packages() -> tuple[str, ...]:
+    from transcription_benchmarks.backends.registry import fingerprint_packages as engines
+
+    return tuple(dict.fromkeys((*CORE_PACKAGES, *engines())))
 
 
 class Environment(BaseModel):
@@ -148,7 +148,7 @@ def _cuda_runtime_and_cudnn(packages: dict[str, str | None]) -> tuple[str | None
 
 
 def fingerprint() -> Environment:
-    packages = {name: package_version(name) for name in PACKAGES}
+    packages = {name: package_version(name) for name in fingerprint_packages()}
     gpu_name, gpu_count, driver = _gpu()
     cuda, cudnn = _cuda_runtime_and_cudnn(packages)
     return Environment(

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from transcription_benchmarks.args import BackendName, ComputeType, TorchDType
+from transcription_benchmarks.args import ComputeType, TorchDType
 from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
+
+ServedBackend = Literal["faster-whisper", "transformers"]
+"""The engines with an inference handler (serving/handlers/)."""
 
 CONFIG_FILE = "serving.json"
 MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
@@ -77,7 +81,7 @@ class RequestLimits(BaseModel):
 class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: BackendName = "faster-whisper"
+    backend: ServedBackend = "faster-whisper"
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     compute_type: ComputeType = "default"
     """faster-whisper: CTranslate2's compute type."""

@@ -28,11 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from transcription_benchmarks.args import BackendName
 from transcription_benchmarks.audio import find_test_audio
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
-from transcription_benchmarks.serving.config import MAX_BODY_ENV, ServingConfig
+from transcription_benchmarks.serving.config import MAX_BODY_ENV, ServedBackend, ServingConfig
 from transcription_benchmarks.serving.package import (
     MODEL_FORMATS,
     PROJECT_ROOT,
@@ -222,7 +221,7 @@ def _handler_problem(endpoint: LocalEndpoint) -> str | None:
 def start_local_endpoint(
     model: str | Path = "Systran/faster-whisper-tiny.en",
     *,
-    backend: BackendName | None = None,
+    backend: ServedBackend | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     workers: int = 1,

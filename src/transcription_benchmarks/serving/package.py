@@ -16,11 +16,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from transcription_benchmarks.args import BackendName
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.models import resolve
 from transcription_benchmarks.models.resolve import ModelFormat
-from transcription_benchmarks.serving.config import CONFIG_FILE, ServingConfig
+from transcription_benchmarks.serving.config import CONFIG_FILE, ServedBackend, ServingConfig
 
 ARTIFACT_NAME = "model_artifact.tar.gz"
 WHEEL_PLACEHOLDER = "{wheel}"
@@ -28,7 +27,7 @@ CT2_PLACEHOLDER = "{ctranslate2}"
 CONTAINER_CUDA = "12.4"
 """The CUDA of the image the artifact is served in: the Hugging Face PyTorch inference DLC's
 torch 2.6 cu124 (aws/images.INFERENCE_GPU_TAG). The ctranslate2 pin is chosen for it."""
-MODEL_FORMATS: dict[BackendName, ModelFormat] = {
+MODEL_FORMATS: dict[ServedBackend, ModelFormat] = {
     "faster-whisper": "ctranslate2",
     "transformers": "transformers",
 }
@@ -39,13 +38,13 @@ class PackagingError(BenchError):
     """The artifact cannot be built: no project source to build the wheel from, or pip failed."""
 
 
-def template_dir(backend: BackendName) -> Path:
+def template_dir(backend: ServedBackend) -> Path:
     """The backend's code/ templates inside the installed package."""
     package = resources.files("transcription_benchmarks.serving.artifact")
     return Path(str(package.joinpath(backend.replace("-", "_"))))
 
 
-def requirements_text(backend: BackendName) -> str:
+def requirements_text(backend: ServedBackend) -> str:
     """The backend's requirements.txt with its ctranslate2 pin filled in by the stack chooser
     for CONTAINER_CUDA (the wheel placeholder stays for stage() to fill)."""
     from transcription_benchmarks.compat.stack import ctranslate2_for
@@ -57,7 +56,7 @@ def requirements_text(backend: BackendName) -> str:
     return text
 
 
-def container_requirements(backend: BackendName) -> list[str]:
+def container_requirements(backend: ServedBackend) -> list[str]:
     """The backend's pins from its requirements.txt, without the line that installs the wheel:
     what the local endpoint's env installs besides this package."""
     text = requirements_text(backend)
@@ -195,7 +194,7 @@ def build_wheel(out_dir: Path, project: Path = PROJECT_ROOT) -> Path:
 def package(
     model: str,
     out_dir: str | Path,
-    backend: BackendName = "faster-whisper",
+    backend: ServedBackend = "faster-whisper",
     *,
     config: ServingConfig | None = None,
 ) -> Path:

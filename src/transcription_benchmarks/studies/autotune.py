@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from transcription_benchmarks.args import BACKEND_NAMES, BackendName
+from transcription_benchmarks.args import BackendName
+from transcription_benchmarks.backends.registry import backend_class, installed_backends
 from transcription_benchmarks.compat.instances import GPU_BY_FAMILY, instance_family
-from transcription_benchmarks.errors import BenchError, InvalidOptionError
+from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.matrix.rows import Cell, MemoryLimit, Row
 from transcription_benchmarks.report.table import markdown_header
 
@@ -40,18 +41,6 @@ from transcription_benchmarks.report.table import markdown_header
 HEADROOM = 0.9
 MATRIX = "autotune"
 
-PRECISIONS: dict[tuple[BackendName, str], tuple[str, ...]] = {
-    ("faster-whisper", "cpu"): ("int8", "float32"),
-    ("faster-whisper", "gpu"): ("float16", "int8_float16"),
-    ("transformers", "cpu"): ("fp32",),
-    ("transformers", "gpu"): ("fp16", "bf16"),
-}
-"""The precisions worth searching per engine and device kind (CPU bf16 and fp16 are emulated
-on most CPUs and int8_float32 is int8 there; add them explicitly to search them)."""
-PRECISION_OPTION: dict[BackendName, str] = {
-    "faster-whisper": "compute_type",
-    "transformers": "dtype",
-}
 BATCH_SIZES: dict[str, tuple[int | None, ...]] = {
     "cpu": (None, 4, 8),
     "gpu": (None, 4, 8, 16, 24, 32, 48, 64),
@@ -101,7 +90,7 @@ class Config(BaseModel):
     def args(self) -> dict[str, Any]:
         return {
             "backend": self.engine,
-            PRECISION_OPTION[self.engine]: self.precision,
+            precision_option(self.engine): self.precision,
             "beam_size": self.beam_size,
             "batch_size": self.batch_size,
         }
@@ -117,7 +106,7 @@ class Config(BaseModel):
         engine = args["backend"]
         return cls(
             engine=engine,
-            precision=args[PRECISION_OPTION[engine]],
+            precision=args[precision_option(engine)],
             beam_size=args["beam_size"],
             batch_size=args.get("batch_size"),
         )
@@ -136,11 +125,12 @@ class SearchSpace(BaseModel):
         **overrides: Any,
     ) -> SearchSpace:
         """The installed engines (or the ones named) with their precisions for this device."""
-        chosen = list(engines) if engines else installed_engines()
+        chosen = list(engines) if engines else installed_backends()
+        chosen = [engine for engine in chosen if backend_class(engine).precision_option]
         if not chosen:
-            raise InvalidOptionError("no engine is installed: nothing to tune")
+            raise InvalidOptionError("no installed engine has a precision to tune")
         values: dict[str, Any] = {
-            "engines": {engine: list(PRECISIONS[engine, kind]) for engine in chosen},
+            "engines": {engine: list(_precisions(engine, kind)) for engine in chosen},
             "batch_sizes": list(BATCH_SIZES[kind]),
         }
         values.update({k: v for k, v in overrides.items() if v})
@@ -169,17 +159,16 @@ class SearchSpace(BaseModel):
         ]
 
 
-def installed_engines() -> list[BackendName]:
-    from transcription_benchmarks.backends import get_backend
+def _precisions(engine: str, kind: str) -> tuple[str, ...]:
+    backend = backend_class(engine)
+    return backend.cpu_precisions if kind == "cpu" else backend.gpu_precisions
 
-    found: list[BackendName] = []
-    for name in BACKEND_NAMES:
-        try:
-            get_backend(name).check_installed()
-        except BenchError:
-            continue
-        found.append(name)
-    return found
+
+def precision_option(engine: str) -> str:
+    option = backend_class(engine).precision_option
+    if option is None:
+        raise InvalidOptionError(f"engine {engine!r} declares no precision option to tune")
+    return option
 
 
 Stage = Literal["screen", "confirm", "grid"]
