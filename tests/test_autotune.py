@@ -144,6 +144,10 @@ def test_space_and_configs():
         "faster-whisper int8, beam 5, batch 8",
     ]
     assert len(labels) == 12  # int8, float32 and fp32, two beams, two batches
+    sequential_only = SearchSpace(
+        engines={"openai-whisper": ["fp32"]}, beam_sizes=[1], batch_sizes=[None, 8]
+    )
+    assert [c.batch_size for c in sequential_only.configs()] == [None]  # it does not batch
     assert Config(engine="transformers", precision="bf16", beam_size=2).args() == {
         "backend": "transformers",
         "dtype": "bf16",

@@ -20,7 +20,7 @@ from transcription_benchmarks.measure.energy import EnergyMeter
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
 from transcription_benchmarks.measure.timer import time_runs
-from transcription_benchmarks.models import guess_format, resolve
+from transcription_benchmarks.models import guess_format
 from transcription_benchmarks.quality.metrics import assess
 from transcription_benchmarks.quality.reference import load_reference
 from transcription_benchmarks.result import BenchResult, ModelInfo, text_sha256
@@ -68,7 +68,7 @@ def bench(
             "(pass device='cuda' to see why)"
         )
         warnings.warn(notes[-1], RuntimeWarning, stacklevel=2)
-    resolved = resolve(model, backend.model_format)
+    resolved = backend.resolve_model(model)
 
     with MemorySampler() as memory:
         start = time.perf_counter()

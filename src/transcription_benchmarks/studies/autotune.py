@@ -149,13 +149,15 @@ class SearchSpace(BaseModel):
 
     def configs(self) -> list[Config]:
         """Grouped by engine and precision, batch sizes ascending within each beam size: the
-        order a screening process climbs its ladders in."""
+        order a screening process climbs its ladders in. An engine that does not batch gets
+        sequential decoding only."""
         return [
             Config(engine=engine, precision=precision, beam_size=beam, batch_size=batch)
             for engine, precisions in self.engines.items()
             for precision in precisions
             for beam in sorted(self.beam_sizes)
             for batch in sorted(self.batch_sizes, key=lambda b: 0 if b is None else b)
+            if batch is None or backend_class(engine).supports_batching
         ]
 
 
