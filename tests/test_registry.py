@@ -26,26 +26,35 @@ PLUGIN_DIR = Path(__file__).parent / "plugin_engine"
 
 
 def test_builtin_engines_come_from_the_table():
-    assert backend_names()[:2] == ("faster-whisper", "transformers")
-    assert tuple(BUILTIN) == ("faster-whisper", "transformers")
+    builtin = ("faster-whisper", "transformers", "openai-whisper", "whisper.cpp")
+    assert tuple(BUILTIN) == builtin
+    assert backend_names()[:4] == builtin
     assert backend_for_format("ctranslate2") == "faster-whisper"
     assert backend_for_format("transformers") == "transformers"
-    with pytest.raises(InvalidOptionError, match="no registered engine reads ggml models"):
-        backend_for_format("ggml")
+    assert backend_for_format("openai-whisper") == "openai-whisper"
+    assert backend_for_format("ggml") == "whisper.cpp"
+    with pytest.raises(InvalidOptionError, match="no registered engine reads onnx models"):
+        backend_for_format("onnx")
     assert get_backend("transformers").reads >= {"dtype", "generate_kwargs"}
 
 
 def test_an_unknown_engine_is_refused_naming_the_registered_ones():
     with pytest.raises(InvalidOptionError, match=r"unknown backend 'whisperx'; choose one of"):
         BenchArgs.build(backend="whisperx")
-    with pytest.raises(InvalidOptionError, match="faster-whisper, transformers"):
+    with pytest.raises(InvalidOptionError, match="faster-whisper, transformers, openai-whisper"):
         get_backend("whisperx")
 
 
 def test_options_only_other_engines_read_are_ignored():
     args = BenchArgs(compute_type="int8", dtype="bf16", beam_size=2, device="cpu")
     assert ignored_options(args, "faster-whisper") == ["dtype"]
-    assert ignored_options(args, "transformers") == ["compute_type"]  # beam_size: both read it
+    assert ignored_options(args, "transformers") == ["compute_type"]  # beam_size: all read it
+    # An option two engines declare is read by both: dtype by transformers and openai-whisper.
+    assert ignored_options(args, "openai-whisper") == ["compute_type"]
+    assert ignored_options(args, "whisper.cpp") == ["dtype"]
+    threads = BenchArgs(cpu_threads=2, chunk_length_s=10.0)
+    assert ignored_options(threads, "whisper.cpp") == ["chunk_length_s"]
+    assert ignored_options(threads, "transformers") == ["cpu_threads"]
 
 
 def test_every_engines_packages_are_in_the_fingerprint():
@@ -86,7 +95,7 @@ print(json.dumps({{"names": names, "shadow": shadow, "backend": result.backend,
     done = _with_plugin(code)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["names"] == ["faster-whisper", "transformers", "plugin-whisper"]
+    assert out["names"] == [*BUILTIN, "plugin-whisper"]
     assert out["shadow"] == "TransformersBackend"  # a built-in name cannot be taken over
     assert any(
         "engine 'transformers' from tb_plugin_engine:ShadowBackend" in w for w in out["caught"]

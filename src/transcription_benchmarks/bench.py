@@ -68,7 +68,7 @@ def bench(
             "(pass device='cuda' to see why)"
         )
         warnings.warn(notes[-1], RuntimeWarning, stacklevel=2)
-    resolved = backend.resolve_model(model)
+    resolved = backend.resolve_model(model, args)
 
     with MemorySampler() as memory:
         start = time.perf_counter()
@@ -102,7 +102,8 @@ def bench(
     if resolved.synthetic:
         from transcription_benchmarks.models.synthetic import SYNTHETIC_TOKENS_PER_WINDOW
 
-        config["synthetic_tokens_per_window"] = SYNTHETIC_TOKENS_PER_WINDOW
+        # An engine that cannot fix the length records None (and says so in its warnings).
+        config.setdefault("synthetic_tokens_per_window", SYNTHETIC_TOKENS_PER_WINDOW)
     quality = assess(
         transcript,
         silences=audio.silences,

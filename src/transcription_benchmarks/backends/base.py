@@ -85,7 +85,7 @@ class Backend(ABC):
     def resolve_device(self, device: str) -> str:
         """'auto' -> 'cuda' or 'cpu'; an explicit CUDA device without CUDA is an error."""
 
-    def resolve_model(self, model: str) -> ResolvedModel:
+    def resolve_model(self, model: str, args: BenchArgs) -> ResolvedModel:
         """What the user named, as a directory in this engine's format (converted and cached
         when needed). An engine with its own download code for its own names overrides this."""
         return resolve(model, self.model_format)

@@ -98,7 +98,7 @@ class OpenAIWhisperBackend(Backend):
             )
         return device
 
-    def resolve_model(self, model: str) -> ResolvedModel:
+    def resolve_model(self, model: str, args: BenchArgs) -> ResolvedModel:
         """openai-whisper's own short names through its own download code (the packaged
         tiny.en stays offline); everything else as the harness resolves it, converted."""
         import whisper

