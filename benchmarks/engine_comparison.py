@@ -1,5 +1,5 @@
-"""Same weights, two engines: WER per file for faster-whisper and transformers, and the first
-word where their transcripts differ. Greedy at temperature 0 by default.
+"""Same weights, every installed engine: WER per file for each, and the first word where each
+engine's transcript parts from faster-whisper's. Greedy at temperature 0 by default.
 
     python benchmarks/engine_comparison.py [--files jfk.flac short.flac 1min.flac]
 """
