@@ -224,4 +224,4 @@ def test_cli_searches_and_prints_the_pick_and_front(jfk, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2
-    assert "--engine 'whisperx': choose one of faster-whisper, transformers" in bad.stderr
+    assert "unknown backend 'whisperx'; choose one of faster-whisper, transformers" in bad.stderr
