@@ -4,8 +4,8 @@ draws by hand, measured here in one run.
 Each row is a matrix cell in its own process (so the peak RSS is that engine's own), at greedy
 (beam 1) and beam 5, temperature 0, on 1min.flac (warm-up 1 + 3 timed runs) and on a generated
 10-minute file (1 timed run). Columns: speed (x real time, median), time per file, peak RSS,
-load time, WER against the reference, and agreement with faster-whisper's text at the same
-beam (1 - WER of the engine's words against faster-whisper's).
+load time, WER against the reference, and agreement with faster-whisper float32's text at the
+same beam (1 - WER of the engine's words against faster-whisper's).
 
     python benchmarks/engine_table.py [--minutes 10] [--beams 1 5] [--cpu-threads 2]
 """
@@ -23,7 +23,8 @@ from transcription_benchmarks.models import PACKAGED_ID
 from transcription_benchmarks.quality.metrics import error_rates
 from transcription_benchmarks.report.table import markdown_header
 
-REFERENCE_ENGINE = "faster-whisper"
+REFERENCE = ("faster-whisper", "float32")
+"""Agreement is measured against faster-whisper at full precision, at the same beam."""
 
 
 def rows_for(engines, files, beams, threads) -> list[tuple[str, str, str, int, Row]]:
@@ -81,11 +82,11 @@ def main() -> None:
 
     texts = {
         (label, beam): row.result.transcript.text
-        for label, engine, _, beam, row in found
-        if engine == REFERENCE_ENGINE and row.result is not None
+        for label, engine, precision, beam, row in found
+        if (engine, precision) == REFERENCE and row.result is not None
     }
     header = ("File", "Engine", "Precision", "Beam", "Speed", "Time", "Peak RSS", "Load", "WER")
-    lines = markdown_header((*header, f"Agreement with {REFERENCE_ENGINE}"))
+    lines = markdown_header((*header, f"Agreement with {' '.join(REFERENCE)}"))
     for label, engine, precision, beam, row in found:
         result = row.result
         if result is None:
