@@ -178,3 +178,40 @@ def test_progress_callback_reports_each_run(jfk):
     )
     assert {event[0] for event in seen} == {0, 1, 2}
     assert all(event[1] == 3 and 0 < event[2] <= event[3] + 0.5 for event in seen)
+
+
+def test_transformers_segment_times_are_the_models_own_timestamps(short):
+    """Greedy: the segments end where the model's timestamp tokens say, as faster-whisper's do
+    on the same weights. Default: transformers 5's ASR pipeline decodes with 5 beams when no
+    beam size is given, and the result records that, not 1."""
+    greedy = bench(PACKAGED_ID, BenchArgs(backend="transformers", test_file=str(short), **GREEDY))
+    reference = bench(PACKAGED_ID, BenchArgs(test_file=str(short), **GREEDY))
+    ours = [(s.start, s.end) for s in greedy.transcript.segments]
+    theirs = [(s.start, s.end) for s in reference.transcript.segments]
+    assert len(ours) == len(theirs) == 2
+    for (start, end), (start_ref, end_ref) in zip(ours, theirs, strict=True):
+        assert start == pytest.approx(start_ref, abs=0.1)
+        assert end == pytest.approx(end_ref, abs=0.1)
+
+    import transformers
+
+    default = bench(
+        PACKAGED_ID,
+        BenchArgs(backend="transformers", test_file=str(short), device="cpu", warmup=0, repeats=1),
+    )
+    pipeline_beams = 5 if int(transformers.__version__.split(".")[0]) >= 5 else 1
+    assert default.config["beam_size"] == pipeline_beams
+    explicit = bench(
+        PACKAGED_ID,
+        BenchArgs(
+            backend="transformers",
+            test_file=str(short),
+            device="cpu",
+            warmup=0,
+            repeats=1,
+            beam_size=pipeline_beams,
+        ),
+    )
+    assert [(s.start, s.end) for s in default.transcript.segments] == [
+        (s.start, s.end) for s in explicit.transcript.segments
+    ]

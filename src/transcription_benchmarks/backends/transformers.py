@@ -126,15 +126,24 @@ class TransformersModel(LoadedModel):
                 "dtype": dtype_name,
                 "attn_implementation": whisper.config._attn_implementation,
                 "batch_size": self.call_kwargs.get("batch_size"),
-                "beam_size": self.generate_kwargs.get(
-                    "num_beams", whisper.generation_config.num_beams or 1
-                ),
+                "beam_size": self._effective_beams(whisper),
                 "temperature": self.generate_kwargs.get("temperature", 0.0),
                 "chunk_length_s": self.call_kwargs.get("chunk_length_s"),
                 "return_timestamps": self.call_kwargs["return_timestamps"],
                 "generate_kwargs": self.generate_kwargs,
             }
         )
+
+    def _effective_beams(self, whisper: Any) -> int:
+        """The beam size generate() gets: ours, else the model's generation config's, else the
+        pipeline's own default (transformers 5's ASR pipeline decodes with 5 beams when neither
+        sets one, as openai-whisper's CLI does; 4.x pipelines decode greedily)."""
+        if "num_beams" in self.generate_kwargs:
+            return int(self.generate_kwargs["num_beams"])
+        if "num_beams" in whisper.generation_config.to_diff_dict():
+            return int(whisper.generation_config.num_beams)
+        defaults = getattr(self.pipeline, "_generation_defaults", None) or {}
+        return int(defaults.get("num_beams", 1))
 
     def _generate_kwargs(self, model: ResolvedModel, args: BenchArgs) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
