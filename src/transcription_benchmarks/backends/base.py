@@ -15,7 +15,7 @@ from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
-from transcription_benchmarks.errors import BackendNotInstalledError
+from transcription_benchmarks.errors import BackendNotInstalledError, InvalidOptionError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel, resolve
 from transcription_benchmarks.transcript import Transcript
 
@@ -92,6 +92,21 @@ class Backend(ABC):
 
     @abstractmethod
     def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel: ...
+
+
+def torch_device(device: str) -> str:
+    """Device resolution for the engines that run on torch: 'auto' -> 'cuda' when torch sees
+    a CUDA device, else 'cpu'; an explicit CUDA device without one is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidOptionError(
+            f"device={device!r} but torch sees no CUDA device (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda}); use device='cpu'"
+        )
+    return device
 
 
 def jsonable(value: Any) -> Any:

@@ -25,6 +25,7 @@ from transcription_benchmarks.backends.base import (
     ProgressCallback,
     force_options,
     jsonable,
+    torch_device,
 )
 from transcription_benchmarks.errors import InvalidOptionError, ModelNotFoundError
 from transcription_benchmarks.models import ResolvedModel, resolve
@@ -87,16 +88,7 @@ class OpenAIWhisperBackend(Backend):
             )
 
     def resolve_device(self, device: str) -> str:
-        import torch
-
-        if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidOptionError(
-                f"device={device!r} but torch sees no CUDA device (torch {torch.__version__}); "
-                "use device='cpu'"
-            )
-        return device
+        return torch_device(device)
 
     def resolve_model(self, model: str, args: BenchArgs) -> ResolvedModel:
         """openai-whisper's own short names through its own download code (the packaged

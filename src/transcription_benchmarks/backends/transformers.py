@@ -16,6 +16,7 @@ from transcription_benchmarks.backends.base import (
     ProgressCallback,
     force_options,
     jsonable,
+    torch_device,
 )
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
@@ -71,16 +72,7 @@ class TransformersBackend(Backend):
             )
 
     def resolve_device(self, device: str) -> str:
-        import torch
-
-        if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidOptionError(
-                f"device={device!r} but torch sees no CUDA device (torch {torch.__version__}, "
-                f"built for CUDA {torch.version.cuda}); use device='cpu'"
-            )
-        return device
+        return torch_device(device)
 
     def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel:
         return TransformersModel(model, args, device)
