@@ -484,6 +484,49 @@ def autotune_command(
     raise typer.Exit(0 if result.pick is not None else 1)
 
 
+@app.command("parity")
+def parity_command(
+    model: Annotated[str, typer.Argument(help="model whose weights every engine runs")] = (
+        DEFAULT_MODEL
+    ),
+    test_file: Annotated[
+        list[str] | None, typer.Option("--test-file", "-f", help="repeatable (default: jfk, short)")
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option("--engine", help="engines (default: installed); first = reference"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="batch size set against sequential")] = 4,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the verdicts as JSON")
+    ] = None,
+) -> None:
+    """Parity verdicts at greedy decoding: engines on the same weights, and batched against
+    sequential decoding; word agreement, first differing word, segment boundaries."""
+    from transcription_benchmarks.backends.registry import check_name
+    from transcription_benchmarks.studies.engines import (
+        GREEDY,
+        batch_invariance,
+        engine_parity,
+        parity_table,
+    )
+
+    engines = [check_name(name) for name in engine or []] or None
+    files = test_file or ["jfk.flac", "short.flac"]
+    args = GREEDY.model_copy(update={"device": device})
+    check_writable(json_out, "--json")
+    engines_rows = engine_parity(model, files, args, engines)
+    batch_rows = batch_invariance(model, files, args, engines, batch_size)
+    console.print("Engines on the same weights\n", highlight=False, markup=False)
+    console.print(parity_table(engines_rows) + "\n", highlight=False, markup=False)
+    console.print("Batched against sequential\n", highlight=False, markup=False)
+    console.print(parity_table(batch_rows), highlight=False, markup=False)
+    if json_out is not None:
+        rows = [r.model_dump(mode="json") for r in (*engines_rows, *batch_rows)]
+        json_out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
 @app.command("memory-vs-length")
 def memory_vs_length_command(
     model: Annotated[str, typer.Argument(help="model to measure")] = DEFAULT_MODEL,

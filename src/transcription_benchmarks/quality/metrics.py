@@ -121,6 +121,40 @@ def first_difference(
     return None
 
 
+class Parity(BaseModel):
+    """How far a second transcript of the same audio is from a first: what engines on the same
+    weights, or batched and sequential decoding, should agree on."""
+
+    agreement: float = Field(description="1 - WER of the second's words against the first's")
+    divergence: Divergence | None = Field(description="the first differing normalised word")
+    segments: tuple[int, int] = Field(description="segment counts, first and second")
+    max_start_diff_s: float | None = Field(
+        description="largest start-time difference between segments of the same index"
+    )
+    max_end_diff_s: float | None = None
+
+    @property
+    def same_words(self) -> bool:
+        return self.divergence is None
+
+
+def parity(first: Transcript, second: Transcript, language: str | None = "en") -> Parity:
+    """Words compared normalised (what WER sees); boundaries by segment index, over the
+    segments both have (a differing count is reported beside them)."""
+    import jiwer
+
+    ref, hyp = normalize(first.text, language), normalize(second.text, language)
+    agreement = 1.0 - jiwer.wer(ref, hyp) if ref.split() else float(not hyp.split())
+    pairs = list(zip(first.segments, second.segments, strict=False))
+    return Parity(
+        agreement=max(0.0, agreement),
+        divergence=first_difference(first.text, second.text, language),
+        segments=(len(first.segments), len(second.segments)),
+        max_start_diff_s=max((abs(a.start - b.start) for a, b in pairs), default=None),
+        max_end_diff_s=max((abs(a.end - b.end) for a, b in pairs), default=None),
+    )
+
+
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
