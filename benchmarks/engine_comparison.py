@@ -1,5 +1,6 @@
-"""Same weights, every installed engine: WER per file for each, and the first word where each
-engine's transcript parts from faster-whisper's. Greedy at temperature 0 by default.
+"""Same weights, every installed engine: parity verdicts per file against faster-whisper
+(normalised word agreement, first differing word, segment boundaries), and each engine's WER.
+Greedy at temperature 0 by default.
 
     python benchmarks/engine_comparison.py [--files jfk.flac short.flac 1min.flac]
 """
@@ -10,7 +11,7 @@ import argparse
 
 from transcription_benchmarks import BenchArgs
 from transcription_benchmarks.models import PACKAGED_ID
-from transcription_benchmarks.studies.engines import compare_engines
+from transcription_benchmarks.studies.engines import engine_parity, parity_table
 
 
 def main() -> None:
@@ -20,8 +21,11 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=1)
     opts = parser.parse_args()
     args = BenchArgs(device="cpu", warmup=0, repeats=1, beam_size=opts.beam_size, temperature=0.0)
-    for comparison in compare_engines(opts.model, opts.files, args):
-        print(comparison.describe())
+    rows = engine_parity(opts.model, opts.files, args)
+    print(parity_table(rows))
+    for row in rows:
+        first, second = (f"{w:.1%}" if w is not None else "n/a" for w in row.wer)
+        print(f"{row.test_file}: WER {row.first} {first}, {row.second} {second}")
 
 
 if __name__ == "__main__":
