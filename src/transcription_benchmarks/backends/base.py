@@ -94,6 +94,27 @@ class Backend(ABC):
     def load(self, model: ResolvedModel, args: BenchArgs, device: str) -> LoadedModel: ...
 
 
+class TorchLoadedModel(LoadedModel):
+    """A loaded model that torch drives: synchronize waits for its CUDA queue."""
+
+    device: str
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+
+def check_english_only(requested: str, language: str | None, task: str | None) -> None:
+    """An English-only checkpoint transcribes English and nothing else: another language or
+    translation is an error naming the model, not a silent English transcript."""
+    if (language or "en") not in ("en", "english"):
+        raise InvalidOptionError(f"{requested} is English-only; language={language!r}")
+    if task == "translate":
+        raise InvalidOptionError(f"{requested} is English-only; it cannot translate")
+
+
 def torch_device(device: str) -> str:
     """Device resolution for the engines that run on torch: 'auto' -> 'cuda' when torch sees
     a CUDA device, else 'cpu'; an explicit CUDA device without one is an error."""

@@ -23,6 +23,8 @@ from transcription_benchmarks.backends.base import (
     Backend,
     LoadedModel,
     ProgressCallback,
+    TorchLoadedModel,
+    check_english_only,
     force_options,
     jsonable,
     torch_device,
@@ -112,7 +114,7 @@ class OpenAIWhisperBackend(Backend):
         return OpenAIWhisperModel(model, args, device)
 
 
-class OpenAIWhisperModel(LoadedModel):
+class OpenAIWhisperModel(TorchLoadedModel):
     def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
         import torch
         import whisper
@@ -132,12 +134,7 @@ class OpenAIWhisperModel(LoadedModel):
             if value is not None:
                 self.options[name] = tuple(value) if isinstance(value, list) else value
         if not self.model.is_multilingual:
-            if self.options.get("language", "en") not in ("en", "english"):
-                raise InvalidOptionError(
-                    f"{model.requested} is English-only; language={args.language!r}"
-                )
-            if args.task == "translate":
-                raise InvalidOptionError(f"{model.requested} is English-only; it cannot translate")
+            check_english_only(model.requested, args.language, args.task)
         self.options.update(args.transcribe_options)
         if model.synthetic and (warning := force_options(self.options, self._forcing())):
             self.warnings.append(warning)
@@ -172,12 +169,6 @@ class OpenAIWhisperModel(LoadedModel):
             "compression_ratio_threshold": None,
             "logprob_threshold": None,
         }
-
-    def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
 
     def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
         import whisper

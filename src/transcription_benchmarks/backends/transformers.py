@@ -14,6 +14,8 @@ from transcription_benchmarks.backends.base import (
     Backend,
     LoadedModel,
     ProgressCallback,
+    TorchLoadedModel,
+    check_english_only,
     force_options,
     jsonable,
     torch_device,
@@ -78,7 +80,7 @@ class TransformersBackend(Backend):
         return TransformersModel(model, args, device)
 
 
-class TransformersModel(LoadedModel):
+class TransformersModel(TorchLoadedModel):
     def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
         import torch
         import transformers
@@ -145,12 +147,7 @@ class TransformersModel(LoadedModel):
                 kwargs[key] = tuple(value) if isinstance(value, list) else value
         if not self.multilingual:
             # English-only checkpoints reject language/task tokens; English is all they do.
-            if kwargs.pop("language", "en") not in ("en", "english"):
-                raise InvalidOptionError(
-                    f"{model.requested} is English-only; language={args.language!r}"
-                )
-            if args.task == "translate":
-                raise InvalidOptionError(f"{model.requested} is English-only; it cannot translate")
+            check_english_only(model.requested, kwargs.pop("language", None), args.task)
         kwargs.update(args.generate_kwargs)
         if kwargs.get("temperature", 0.0) not in (0, 0.0) and not isinstance(
             kwargs["temperature"], tuple
@@ -194,12 +191,6 @@ class TransformersModel(LoadedModel):
         if chunk is not None:
             kwargs["chunk_length_s"] = chunk
         return kwargs
-
-    def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
 
     def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
         samples = decode_audio(audio.path)
