@@ -11,7 +11,8 @@ import argparse
 
 from transcription_benchmarks import BenchArgs
 from transcription_benchmarks.models import PACKAGED_ID
-from transcription_benchmarks.studies.engines import engine_parity, parity_table
+from transcription_benchmarks.report.parity import parity_table
+from transcription_benchmarks.studies.engines import engine_parity
 
 
 def main() -> None:

@@ -38,12 +38,8 @@ def test_parity_measures_words_and_boundaries():
 
 
 def test_engine_parity_and_batch_invariance_on_real_audio(jfk, short):
-    from transcription_benchmarks.studies.engines import (
-        GREEDY,
-        batch_invariance,
-        engine_parity,
-        parity_table,
-    )
+    from transcription_benchmarks.report.parity import parity_table
+    from transcription_benchmarks.studies.engines import GREEDY, batch_invariance, engine_parity
 
     engines = ["faster-whisper", "openai-whisper"]
     (row,) = engine_parity(PACKAGED_ID, [str(jfk)], GREEDY, engines)
@@ -83,7 +79,37 @@ def test_cli_prints_both_verdict_tables(jfk, tmp_path):
     assert "Engines on the same weights" in done.stdout
     assert "Batched against sequential" in done.stdout
     rows = json.loads(out.read_text())
-    assert [(r["first"], r["second"]) for r in rows] == [
-        ("faster-whisper", "whisper.cpp"),
-        ("faster-whisper sequential", "faster-whisper batch 4"),  # whisper.cpp does not batch
+    assert [(r["kind"], r["first"], r["second"]) for r in rows] == [
+        ("engines", "faster-whisper", "whisper.cpp"),
+        ("batch", "faster-whisper sequential", "faster-whisper batch 4"),  # no whisper.cpp batch
     ]
+    # The file is a report's input too; one written before rows had a kind reads the same.
+    for r in rows:
+        del r["kind"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(rows))
+    for source in (out, older):
+        report = subprocess.run(
+            [
+                *(sys.executable, "-m", "transcription_benchmarks", "report", str(source)),
+                *("-o", str(tmp_path / source.stem)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert report.returncode == 0, report.stderr
+        markdown = (tmp_path / source.stem / "report.md").read_text()
+        engines, batched = markdown.split("## Batched against sequential")
+        assert "## Engines on the same weights" in engines
+        assert "| jfk.flac | faster-whisper | whisper.cpp |" in engines
+        assert "| jfk.flac | faster-whisper sequential | faster-whisper batch 4 |" in batched
+
+
+def test_report_names_a_file_that_is_not_parity_verdicts(tmp_path):
+    from transcription_benchmarks.report.parity import ParityFileError, read_parity
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"test_file": "jfk.flac"}]')
+    with pytest.raises(ParityFileError, match=r"not a list of parity verdicts.*first"):
+        read_parity(bad)

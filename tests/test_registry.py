@@ -115,3 +115,40 @@ def test_the_cli_reaches_a_third_party_engine(jfk):
     done = _with_plugin(code)
     assert done.returncode == 0, done.stderr
     assert "plugin-whisper" in done.stdout
+
+
+def test_the_one_handler_serves_a_third_party_engine(jfk, tmp_path):
+    # Staged and served by name, as `tbench package --backend plugin-whisper` would: the
+    # handler loads it through the registry and calls its per-request entry point.
+    code = f"""
+import json
+from pathlib import Path
+from transcription_benchmarks.serving import handler
+from transcription_benchmarks.serving.config import ServingConfig
+from transcription_benchmarks.serving.package import stage
+from transcription_benchmarks.serving.protocol import encode_params, parse_prediction
+
+staged = stage({PACKAGED_ID!r}, Path({str(tmp_path)!r}) / "model", link=True,
+               config=ServingConfig(backend="plugin-whisper", device="cpu"))
+service = handler.model_fn(str(staged))
+
+class Request:
+    def get_request_properties(self):
+        params = encode_params({{"single": {{"beam_size": 1}}}})
+        return {{"X-Amzn-SageMaker-Custom-Attributes": params}}
+
+class Context:
+    request_processor = [Request()]
+
+body = Path({str(jfk)!r}).read_bytes()
+data = handler.input_fn(body, "audio/flac", Context())
+answer = handler.output_fn(handler.predict_fn(data, service, Context()), "application/json")
+segments, info = parse_prediction(answer)
+print(json.dumps({{"backend": info.backend, "pipeline": info.pipeline,
+    "text": " ".join(s.text for s in segments), "beam": info.options["beam_size"]}}))
+"""
+    done = _with_plugin(code)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (out["backend"], out["pipeline"], out["beam"]) == ("plugin-whisper", "WhisperModel", 1)
+    assert "ask not what your country can do for you" in out["text"].lower()

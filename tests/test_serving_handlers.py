@@ -3,21 +3,22 @@ jfk.flac. The context is a stand-in for MMS's (request headers in, response stat
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
 
+import brotli
 import pytest
 
-from transcription_benchmarks.serving.handlers import faster_whisper as fw
-from transcription_benchmarks.serving.handlers import transformers as hf
-from transcription_benchmarks.serving.handlers.toolkit import request_header
+from transcription_benchmarks.serving import handler
 from transcription_benchmarks.serving.protocol import (
     ErrorBody,
     encode_params,
     parse_language_detection,
     parse_prediction,
 )
+from transcription_benchmarks.serving.toolkit import request_header
 
 JFK_TEXT = "ask not what your country can do for you"  # as tests/conftest.py has it
 
@@ -61,7 +62,7 @@ def _words(text: str) -> str:
 def faster_whisper_service():
     from transcription_benchmarks.models import resolve
 
-    return fw.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
+    return handler.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_request_header_is_case_insensitive():
 
 
 def test_faster_whisper_transcribes_with_defaults(faster_whisper_service, jfk_bytes):
-    body, context = _call(fw, faster_whisper_service, jfk_bytes)
+    body, context = _call(handler, faster_whisper_service, jfk_bytes)
     assert context.status is None  # 200: nothing set
     segments, info = parse_prediction(body)
     assert JFK_TEXT in _words(" ".join(s.text for s in segments))
@@ -89,7 +90,7 @@ def test_faster_whisper_transcribes_with_defaults(faster_whisper_service, jfk_by
 
 def test_faster_whisper_batch_params_from_the_header(faster_whisper_service, jfk_bytes):
     params = {"batch": {"batch_size": 2, "vad_filter": False, "word_timestamps": True}}
-    body, _ = _call(fw, faster_whisper_service, jfk_bytes, context=_with_params(params))
+    body, _ = _call(handler, faster_whisper_service, jfk_bytes, context=_with_params(params))
     segments, info = parse_prediction(body)
     assert info.pipeline == "BatchedInferencePipeline"
     assert info.options["batch_size"] == 2
@@ -100,7 +101,10 @@ def test_faster_whisper_batch_params_from_the_header(faster_whisper_service, jfk
 
 def test_faster_whisper_detects_language(faster_whisper_service, jfk_bytes):
     body, _ = _call(
-        fw, faster_whisper_service, jfk_bytes, context=_with_params({"task": "detect_language"})
+        handler,
+        faster_whisper_service,
+        jfk_bytes,
+        context=_with_params({"task": "detect_language"}),
     )
     detected = parse_language_detection(body)
     assert detected.language == "en"
@@ -125,19 +129,38 @@ def test_faster_whisper_refuses_bad_requests(
 ):
     body = jfk_bytes if body == "JFK" else body
     context = _with_params(params) if params else MmsContext()
-    answer, context = _call(fw, faster_whisper_service, body, content_type, context)
+    answer, context = _call(handler, faster_whisper_service, body, content_type, context)
     refusal = ErrorBody.model_validate_json(answer)
     assert (refusal.status, refusal.error) == (status, error)
     assert context.status[0] == status
     assert refusal.message
 
 
-def test_faster_whisper_refuses_options_the_installed_version_lacks():
-    from transcription_benchmarks.serving.handlers.toolkit import RequestRefusedError
+def test_faster_whisper_refuses_options_the_installed_version_lacks(
+    faster_whisper_service, jfk_bytes, monkeypatch
+):
+    # The request types follow faster-whisper 1.2: an installed version without `hotwords`
+    # (as 1.0 was) refuses the option by name instead of failing inside faster-whisper.
+    from transcription_benchmarks.backends import faster_whisper as engine
 
-    with pytest.raises(RequestRefusedError, match="not_in_faster_whisper"):
-        fw._check_installed_options({"not_in_faster_whisper": 1, "beam_size": 1}, batched=False)
-    fw._check_installed_options({"beam_size": 1, "batch_size": 4}, batched=True)
+    signature = engine._transcribe_parameters
+
+    def without_hotwords(batched: bool):
+        return {k: v for k, v in signature(batched).items() if k != "hotwords"}
+
+    monkeypatch.setattr(engine, "_transcribe_parameters", without_hotwords)
+    params = {"single": {"hotwords": "Kennedy", "beam_size": 1}}
+    body, context = _call(handler, faster_whisper_service, jfk_bytes, context=_with_params(params))
+    refusal = ErrorBody.model_validate_json(body)
+    assert (
+        (refusal.status, refusal.error)
+        == (context.status[0], "InvalidOption")
+        == (
+            400,
+            "InvalidOption",
+        )
+    )
+    assert "hotwords" in refusal.message and "WhisperModel.transcribe" in refusal.message
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +176,12 @@ def transformers_service(tmp_path_factory):
         config=ServingConfig(backend="transformers"),
         link=True,
     )
-    return hf.model_fn(str(staged))
+    return handler.model_fn(str(staged))
 
 
 def test_transformers_pipeline_with_chunking_and_batch(transformers_service, jfk_bytes):
     params = {"chunk_length_s": 10, "batch_size": 2, "language": "en", "num_beams": 1}
-    body, context = _call(hf, transformers_service, jfk_bytes, context=_with_params(params))
+    body, context = _call(handler, transformers_service, jfk_bytes, context=_with_params(params))
     assert context.status is None
     segments, info = parse_prediction(body)
     assert JFK_TEXT in _words(" ".join(s.text for s in segments))
@@ -169,7 +192,7 @@ def test_transformers_pipeline_with_chunking_and_batch(transformers_service, jfk
 
 
 def test_transformers_without_params_uses_the_checkpoints_prompt(transformers_service, jfk_bytes):
-    body, context = _call(hf, transformers_service, jfk_bytes)
+    body, context = _call(handler, transformers_service, jfk_bytes)
     assert context.status is None
     segments, info = parse_prediction(body)
     assert JFK_TEXT in _words(" ".join(s.text for s in segments))
@@ -184,7 +207,7 @@ def test_transformers_without_params_uses_the_checkpoints_prompt(transformers_se
 def test_transformers_english_only_refuses_other_languages(
     transformers_service, jfk_bytes, params, named
 ):
-    body, context = _call(hf, transformers_service, jfk_bytes, context=_with_params(params))
+    body, context = _call(handler, transformers_service, jfk_bytes, context=_with_params(params))
     refusal = ErrorBody.model_validate_json(body)
     assert context.status[0] == refusal.status == 400
     assert named in refusal.message
@@ -218,11 +241,96 @@ def test_body_cap_follows_the_servers_request_limit(
     MMS_MAX_REQUEST_SIZE and the handler must then accept the larger body."""
     assert len(jfk_over_6mb) > 6 * 1024 * 1024
     monkeypatch.delenv("MMS_MAX_REQUEST_SIZE", raising=False)
-    answer, context = _call(fw, faster_whisper_service, jfk_over_6mb, "audio/wav")
+    answer, context = _call(handler, faster_whisper_service, jfk_over_6mb, "audio/wav")
     assert ErrorBody.model_validate_json(answer).error == "BodyTooLarge"
     assert context.status[0] == 413
 
     monkeypatch.setenv("MMS_MAX_REQUEST_SIZE", str(64 * 1024 * 1024))
-    answer, context = _call(fw, faster_whisper_service, jfk_over_6mb, "audio/wav")
+    answer, context = _call(handler, faster_whisper_service, jfk_over_6mb, "audio/wav")
     segments, _info = parse_prediction(answer)
     assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+
+
+# --- Every engine through the one handler ---------------------------------------------------
+# openai-whisper and whisper.cpp declare no request types of their own: they take
+# RequestOptions (task, language, beam size, temperature, timestamps, initial prompt).
+
+
+@pytest.fixture(scope="module", params=["openai-whisper", "whisper.cpp"])
+def engine_service(request, tmp_path_factory):
+    """The packaged tiny.en staged as an artifact for the engine (converted to its format) and
+    loaded by model_fn from code/serving.json, as a worker loads it."""
+    from transcription_benchmarks.backends import get_backend
+    from transcription_benchmarks.serving.config import ServingConfig
+    from transcription_benchmarks.serving.package import stage
+
+    try:
+        get_backend(request.param).check_installed()
+    except Exception as exc:
+        pytest.skip(str(exc))
+    staged = stage(
+        "Systran/faster-whisper-tiny.en",
+        tmp_path_factory.mktemp(request.param) / "model",
+        config=ServingConfig(backend=request.param, device="cpu"),
+        link=True,
+    )
+    return handler.model_fn(str(staged))
+
+
+def test_each_engine_is_served_with_and_without_options(engine_service, jfk_bytes):
+    name = engine_service.config.backend
+    plain, context = _call(handler, engine_service, jfk_bytes)
+    assert context.status is None, plain
+    segments, info = parse_prediction(plain)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert info.backend == name and info.language == "en"
+    assert 10.5 < segments[-1].end <= 11.1 and segments[0].start < 1.0
+    params = {"beam_size": 1, "temperature": 0.0, "without_timestamps": True, "language": "en"}
+    body, context = _call(handler, engine_service, jfk_bytes, context=_with_params(params))
+    assert context.status is None, body
+    segments, info = parse_prediction(body)
+    assert JFK_TEXT in _words(" ".join(s.text for s in segments))
+    assert info.options["temperature"] == 0.0
+    # A request's options do not outlive it: the next plain request answers as the first did.
+    again, _ = _call(handler, engine_service, jfk_bytes)
+    assert parse_prediction(again)[0] == parse_prediction(plain)[0]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "error", "named"),
+    [
+        ({"language": "fr"}, 400, "InvalidOption", "English-only"),
+        ({"task": "translate"}, 400, "InvalidOption", "English-only"),
+        ({"beam_size": 0}, 400, "ParamsError", "beam_size"),
+        ({"num_beams": 2}, 400, "ParamsError", "num_beams"),
+        ({"beam_size": 50}, 400, "LimitExceeded", "max_beam_size"),
+        ({"temperature": [0.0, float("nan")]}, 400, "ParamsError", "temperature"),
+    ],
+    ids=["language", "translate", "beam-0", "other-engines-name", "over-limit", "nan"],
+)
+def test_each_engine_refuses_bad_options_naming_them(
+    engine_service, jfk_bytes, params, status, error, named
+):
+    if params.get("temperature") and any(t != t for t in params["temperature"]):
+        header = base64.b64encode(
+            brotli.compress(b'{"temperature": [0.0, NaN]}')
+        ).decode()  # JSON's NaN, as a careless client sends it
+        context = MmsContext({"X-Amzn-SageMaker-Custom-Attributes": header})
+    else:
+        context = _with_params(params)
+    body, context = _call(handler, engine_service, jfk_bytes, context=context)
+    refusal = ErrorBody.model_validate_json(body)
+    assert (refusal.status, refusal.error) == (status, error), refusal.message
+    assert named in refusal.message
+    assert context.status[0] == status
+
+
+def test_whisper_cpp_keeps_the_beam_it_loaded_with(engine_service, jfk_bytes):
+    if engine_service.config.backend != "whisper.cpp":
+        pytest.skip("whisper.cpp chooses its sampling strategy when it loads")
+    context = _with_params({"beam_size": 2})
+    body, context = _call(handler, engine_service, jfk_bytes, context=context)
+    refusal = ErrorBody.model_validate_json(body)
+    assert refusal.error == "InvalidOption" and "beam size 1, chosen when it loaded" in (
+        refusal.message
+    )

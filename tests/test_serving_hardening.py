@@ -21,19 +21,17 @@ from tests.test_serving_handlers import (  # noqa: F401 - fixtures
     transformers_service,
 )
 
-from transcription_benchmarks.serving import legacy
+from transcription_benchmarks.serving import handler, legacy
 from transcription_benchmarks.serving.config import RequestLimits, ServingConfig
-from transcription_benchmarks.serving.handlers import faster_whisper as fw
-from transcription_benchmarks.serving.handlers import transformers as hf
-from transcription_benchmarks.serving.handlers.toolkit import (
-    label_as_json,
-    request_timeout_s,
-    server_response_timeout_s,
-)
 from transcription_benchmarks.serving.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     ErrorBody,
     parse_prediction,
+)
+from transcription_benchmarks.serving.toolkit import (
+    label_as_json,
+    request_timeout_s,
+    server_response_timeout_s,
 )
 
 JFK_TEXT = "ask not what your country can do for you"
@@ -143,7 +141,7 @@ def jfk_bytes(jfk: Path) -> bytes:
 
 def _refusal(service, body: bytes, params: dict[str, Any] | None = None, header=None) -> ErrorBody:
     context = _raw_context(header) if header else _with_params(params or {})
-    answer, context = _call(fw, service, body, "audio/flac", context)
+    answer, context = _call(handler, service, body, "audio/flac", context)
     refusal = ErrorBody.model_validate_json(answer)
     assert context.status is not None and context.status[0] == refusal.status
     return refusal
@@ -172,11 +170,8 @@ def test_one_request_cannot_ask_past_the_limits(service, jfk_bytes, params, limi
 
 
 def test_limits_are_the_serving_configs(service, jfk_bytes):
-    tight = fw.FasterWhisperService(
-        service.whisper,
-        service.batched,
-        ServingConfig(limits=RequestLimits(max_beam_size=2, max_audio_s=5)),
-        service.vocab_size,
+    tight = handler.Service(
+        service.model, ServingConfig(limits=RequestLimits(max_beam_size=2, max_audio_s=5))
     )
     refusal = _refusal(tight, jfk_bytes, {"single": {"beam_size": 3}})
     assert "beam_size=3 (limits.max_beam_size = 2)" in refusal.message
@@ -195,14 +190,16 @@ def test_transformers_limits_name_the_chunk_length():
 
 def test_a_chunk_length_request_leaves_later_answers_unchanged(service, jfk_bytes):
     plain = {"single": {"temperature": 0.0}}
-    before, _ = _call(fw, service, jfk_bytes, context=_with_params(plain))
-    odd, _ = _call(fw, service, jfk_bytes, context=_with_params({"single": {"chunk_length": 5}}))
-    after, _ = _call(fw, service, jfk_bytes, context=_with_params(plain))
+    before, _ = _call(handler, service, jfk_bytes, context=_with_params(plain))
+    odd, _ = _call(
+        handler, service, jfk_bytes, context=_with_params({"single": {"chunk_length": 5}})
+    )
+    after, _ = _call(handler, service, jfk_bytes, context=_with_params(plain))
     text = [" ".join(s.text for s in parse_prediction(b)[0]) for b in (before, odd, after)]
     assert JFK_TEXT in _words(text[0])
     assert text[1] != text[0]  # 5 s windows cut the speech: the option took effect
     assert text[2] == text[0]
-    assert service.whisper.feature_extractor.n_samples == 30 * 16000
+    assert service.model.model.feature_extractor.n_samples == 30 * 16000
 
 
 # --- 4 and 9. validation at the boundary, not a native crash or a 500 ---------------------------
@@ -242,11 +239,9 @@ def test_non_finite_temperatures_are_refused(service, jfk_bytes, token):
 
 
 def test_a_request_past_its_deadline_is_stopped_with_504(service, long_audio: Path):
-    slow = fw.FasterWhisperService(
-        service.whisper,
-        service.batched,
+    slow = handler.Service(
+        service.model,
         ServingConfig(request_timeout_s=0.2),
-        service.vocab_size,
         kill_on_timeout=False,  # in-process: the soft deadline only, this is pytest's process
     )
     refusal = _refusal(slow, long_audio.read_bytes(), {"single": {"beam_size": 1}})
@@ -294,7 +289,7 @@ class _LabelledContext(MmsContext):
 
 def test_the_answer_is_labelled_json_whatever_accept_says(service, jfk_bytes):
     context = _LabelledContext()
-    answer, _ = _call(fw, service, jfk_bytes, context=context)
+    answer, _ = _call(handler, service, jfk_bytes, context=context)
     context.set_response_content_type(0, "text/csv")  # what the toolkit does after output_fn
     assert context.content_types[0] == "application/json"
     assert parse_prediction(answer)[0]
@@ -308,7 +303,7 @@ def test_the_answer_is_labelled_json_whatever_accept_says(service, jfk_bytes):
 
 def _original(service, jfk_bytes, model_args: dict[str, Any]):
     answer, context = _call(
-        fw, service, jfk_bytes, "audio/x-audio", _raw_context(original_header(model_args))
+        handler, service, jfk_bytes, "audio/x-audio", _raw_context(original_header(model_args))
     )
     return json.loads(answer), context
 
@@ -379,7 +374,9 @@ def test_original_requests_with_unsupported_keys_are_400_naming_them(
 
 
 def test_todays_format_is_unchanged(service, jfk_bytes):
-    answer, _ = _call(fw, service, jfk_bytes, context=_with_params({"single": {"beam_size": 1}}))
+    answer, _ = _call(
+        handler, service, jfk_bytes, context=_with_params({"single": {"beam_size": 1}})
+    )
     assert set(json.loads(answer)) == {"segments", "info"}
     assert not legacy.recognises({"single": {}, "task": "transcribe"})
 
@@ -387,7 +384,7 @@ def test_todays_format_is_unchanged(service, jfk_bytes):
 def test_transformers_refuses_a_tiny_chunk_length(transformers_service, jfk_bytes):  # noqa: F811
     # The request that once left a timed-out worker running per call: now refused up front.
     context = _with_params({"chunk_length_s": 0.01})
-    answer, context = _call(hf, transformers_service, jfk_bytes, context=context)
+    answer, context = _call(handler, transformers_service, jfk_bytes, context=context)
     refusal = ErrorBody.model_validate_json(answer)
     assert (refusal.status, refusal.error) == (400, "LimitExceeded")
     assert "limits.min_chunk_length_s" in refusal.message

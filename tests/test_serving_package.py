@@ -52,7 +52,7 @@ def test_code_installs_and_configures_the_handler(artifact, tmp_path):
     wheel = next(code.glob("transcription_benchmarks-*.whl"))
     requirements = (code / "requirements.txt").read_text().splitlines()
     assert (
-        f"transcription-benchmarks[faster-whisper,serving] @ file:///opt/ml/model/code/{wheel.name}"
+        f"transcription-benchmarks[serving] @ file:///opt/ml/model/code/{wheel.name}"
         in requirements
     )
     assert "faster-whisper==1.2.1" in requirements
@@ -68,24 +68,21 @@ def test_code_installs_and_configures_the_handler(artifact, tmp_path):
     assert pin == "ctranslate2==4.8.5"
     config = ServingConfig.model_validate(json.loads((code / "serving.json").read_text()))
     assert (config.backend, config.compute_type, config.device) == ("faster-whisper", "int8", "cpu")
-    assert (
-        "transcription_benchmarks.serving.handlers.faster_whisper"
-        in (code / "inference.py").read_text()
-    )
+    assert "transcription_benchmarks.serving.handler" in (code / "inference.py").read_text()
     with zipfile.ZipFile(wheel) as whl:
         packed = set(whl.namelist())
-    assert "transcription_benchmarks/serving/handlers/faster_whisper.py" in packed
-    assert "transcription_benchmarks/serving/artifact/faster_whisper/requirements.txt" in packed
+    assert "transcription_benchmarks/serving/handler.py" in packed
+    assert "transcription_benchmarks/serving/artifact/requirements.txt" in packed
 
 
 def test_inference_py_hands_over_to_the_package(tmp_path):
     staged = stage("Systran/faster-whisper-tiny.en", tmp_path / "m", link=True)
     namespace: dict = {}
     exec(compile((staged / "code" / "inference.py").read_text(), "inference.py", "exec"), namespace)
-    from transcription_benchmarks.serving.handlers import faster_whisper
+    from transcription_benchmarks.serving import handler
 
     for name in ("model_fn", "input_fn", "predict_fn", "output_fn"):
-        assert namespace[name] is getattr(faster_whisper, name)
+        assert namespace[name] is getattr(handler, name)
     assert (staged / "model.bin").is_symlink()
     assert not (staged / "code" / "requirements.txt").exists()  # no wheel: nothing to install
 
@@ -137,7 +134,8 @@ def test_transformers_artifact_is_rewritten_for_the_containers_transformers(tmp_
     assert merges[0] == "#version: 0.2" and merges[1] == "\u0120 t"
     added = json.loads((staged / "added_tokens.json").read_text())
     assert added["<|startoftranscript|>"] == 50257 and added["<|notimestamps|>"] == 50362
-    assert "handlers.transformers" in (staged / "code" / "inference.py").read_text()
+    assert "serving.handler" in (staged / "code" / "inference.py").read_text()
+    assert json.loads((staged / "code" / "serving.json").read_text())["backend"] == "transformers"
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):

@@ -82,7 +82,7 @@ def bench(
             if progress is not None:
                 index = len(transcripts)
                 report = lambda seconds: progress(index, total_runs, seconds, audio.duration_s)  # noqa: E731
-            transcripts.append(loaded.transcribe(audio, report))
+            transcripts.append(loaded.transcribe(audio, progress=report))
             return transcripts[-1]
 
         meter = EnergyMeter()

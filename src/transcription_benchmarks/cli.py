@@ -22,7 +22,6 @@ from transcription_benchmarks.args import (
     TorchDType,
 )
 from transcription_benchmarks.errors import BenchError, InvalidOptionError
-from transcription_benchmarks.serving.config import ServedBackend
 
 app = typer.Typer(
     help="Benchmark Whisper-family models: speed, memory, accuracy.",
@@ -266,7 +265,9 @@ def generate_audio_command(
 
 @app.command("report")
 def report_command(
-    results: Annotated[Path, typer.Argument(help="a matrix run's JSONL file")],
+    results: Annotated[
+        Path, typer.Argument(help="a matrix run's JSONL file, or tbench parity's --json file")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the outputs")] = Path(
         "report"
     ),
@@ -279,13 +280,18 @@ def report_command(
     ] = None,
 ) -> None:
     """Write report.md, report.json and PNG plots from a results file; print the table.
-    Rows from several hosts (a bench-remote run) also get a column group per instance type."""
+    Rows from several hosts (a bench-remote run) also get a column group per instance type.
+    A parity verdicts file (tbench parity --json) gets its tables in report.md."""
     from transcription_benchmarks.report import write_report
+    from transcription_benchmarks.report.parity import is_parity_file, write_parity_report
     from transcription_benchmarks.report.prices import load_prices
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = write_report(results, out, prices=load_prices(prices), region=region)
+        if is_parity_file(results):
+            paths = write_parity_report(results, out)
+        else:
+            paths = write_report(results, out, prices=load_prices(prices), region=region)
     for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
         errors.print(f"[yellow]warning:[/] {message}", highlight=False)
     console.print(paths[0].read_text(), highlight=False, markup=False)  # report.md
@@ -335,7 +341,9 @@ def compare_command(
 
 @app.command("check")
 def check_command(
-    results: Annotated[Path, typer.Argument(help="a matrix run's JSONL file")],
+    results: Annotated[
+        Path, typer.Argument(help="a matrix run's JSONL file, or tbench parity's --json file")
+    ],
     thresholds: Annotated[Path, typer.Option(help="TOML limits")],
 ) -> None:
     """Check a results file against thresholds; exit 1 listing the violations. Each host's
@@ -505,12 +513,8 @@ def parity_command(
     """Parity verdicts at greedy decoding: engines on the same weights, and batched against
     sequential decoding; word agreement, first differing word, segment boundaries."""
     from transcription_benchmarks.backends.registry import check_name
-    from transcription_benchmarks.studies.engines import (
-        GREEDY,
-        batch_invariance,
-        engine_parity,
-        parity_table,
-    )
+    from transcription_benchmarks.report.parity import parity_report
+    from transcription_benchmarks.studies.engines import GREEDY, batch_invariance, engine_parity
 
     engines = [check_name(name) for name in engine or []] or None
     files = test_file or ["jfk.flac", "short.flac"]
@@ -518,10 +522,7 @@ def parity_command(
     check_writable(json_out, "--json")
     engines_rows = engine_parity(model, files, args, engines)
     batch_rows = batch_invariance(model, files, args, engines, batch_size)
-    console.print("Engines on the same weights\n", highlight=False, markup=False)
-    console.print(parity_table(engines_rows) + "\n", highlight=False, markup=False)
-    console.print("Batched against sequential\n", highlight=False, markup=False)
-    console.print(parity_table(batch_rows), highlight=False, markup=False)
+    console.print(parity_report([*engines_rows, *batch_rows]), highlight=False, markup=False)
     if json_out is not None:
         rows = [r.model_dump(mode="json") for r in (*engines_rows, *batch_rows)]
         json_out.write_text(json.dumps(rows, indent=2) + "\n")
@@ -733,18 +734,24 @@ def package_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the artifact")] = Path(
         "dist"
     ),
-    backend: Annotated[ServedBackend, typer.Option(help="the handler that serves it")] = (
+    backend: Annotated[BackendName, typer.Option(help="the engine that serves it")] = (
         "faster-whisper"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
-    compute_type: Annotated[ComputeType, typer.Option(help="faster-whisper")] = "default",
+    compute_type: Annotated[
+        ComputeType, typer.Option(help="faster-whisper, whisper.cpp")
+    ] = "default",
+    dtype: Annotated[TorchDType | None, typer.Option(help="transformers, openai-whisper")] = None,
 ) -> None:
     """Build model_artifact.tar.gz: the model files and code/ (handler, pinned requirements,
     this package's wheel) for the Hugging Face inference container."""
+    from transcription_benchmarks.backends.registry import check_name
     from transcription_benchmarks.serving.config import ServingConfig
     from transcription_benchmarks.serving.package import package
 
-    config = ServingConfig(backend=backend, device=device, compute_type=compute_type)
+    config = ServingConfig(
+        backend=check_name(backend), device=device, compute_type=compute_type, dtype=dtype
+    )
     console.print(str(package(model, out, backend, config=config)), highlight=False)
 
 
@@ -753,7 +760,7 @@ def serve_local_command(
     model: Annotated[
         str, typer.Argument(help="an unpacked artifact, or anything `bench` takes")
     ] = DEFAULT_MODEL,
-    backend: Annotated[ServedBackend | None, typer.Option(help="default: faster-whisper")] = None,
+    backend: Annotated[BackendName | None, typer.Option(help="default: faster-whisper")] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,
     workers: Annotated[int, typer.Option(help="MMS worker processes, one model each")] = 1,

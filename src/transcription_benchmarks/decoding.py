@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -166,6 +166,43 @@ class BatchOptions(TranscribeOptions):
     vad_filter: bool = True
     clip_timestamps: list[ClipWindow] | None = None
     batch_size: int = Field(8, ge=1)
+
+
+class FasterWhisperParams(_Options):
+    """One request's options on faster-whisper (an endpoint's request parameters). At most one
+    of `single` and `batch` chooses the pipeline and its options; with neither,
+    WhisperModel.transcribe runs with its defaults (the same as sending no parameters).
+    detect_language ignores both."""
+
+    task: Literal["transcribe", "detect_language"] = "transcribe"
+    single: SingleOptions | None = None
+    batch: BatchOptions | None = None
+
+    @model_validator(mode="after")
+    def _one_pipeline(self) -> FasterWhisperParams:
+        if self.single is not None and self.batch is not None:
+            raise ValueError(
+                "set exactly one of 'single' (WhisperModel.transcribe) and 'batch' "
+                "(BatchedInferencePipeline.transcribe), not both"
+            )
+        return self
+
+    @property
+    def options(self) -> SingleOptions | BatchOptions:
+        return self.batch or self.single or SingleOptions()
+
+    def limits_asked(self) -> dict[str, float | None]:
+        """What an endpoint's per-request limits (serving.config.RequestLimits) check."""
+        options = self.options.decoding_kwargs()
+        temperature = options.get("temperature")
+        return {
+            "beam_size": options.get("beam_size"),
+            "best_of": options.get("best_of"),
+            "temperatures": len(temperature) if isinstance(temperature, list) else None,
+            "batch_size": options.get("batch_size"),
+            "max_new_tokens": options.get("max_new_tokens"),
+            "chunk_length_s": options.get("chunk_length"),
+        }
 
 
 def options_model(batched: bool) -> type[SingleOptions] | type[BatchOptions]:

@@ -73,7 +73,7 @@ class HandlerAnswers:
 @pytest.fixture(scope="session")
 def answers(jfk: Path) -> HandlerAnswers:
     from transcription_benchmarks.models.resolve import resolve
-    from transcription_benchmarks.serving.handlers import faster_whisper as handler
+    from transcription_benchmarks.serving import handler
 
     model = handler.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
 

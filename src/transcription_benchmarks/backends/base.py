@@ -1,26 +1,75 @@
 """The one small interface every backend implements.
 
 bench() talks to a backend in four calls: check_installed, validate, resolve_device, load. The
-loaded model then transcribes a file from disk to the final list of segments: everything
-between is inside the timing boundary, so each backend must consume lazy generators and return
-plain data.
+loaded model then has one entry point, `transcribe(audio, request)`, that bench() and the
+endpoint's one handler (serving.handler) both call: bench() with a file from disk and no
+request (the options fixed at load time), the handler with decoded samples and the request's
+options, an instance of the model's `request_options`. Everything inside it is inside the
+timing boundary, so each backend consumes lazy generators and returns plain data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import AudioInfo
+from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
+from transcription_benchmarks.decoding import check_temperatures
 from transcription_benchmarks.errors import BackendNotInstalledError, InvalidOptionError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel, resolve
-from transcription_benchmarks.transcript import Transcript
+from transcription_benchmarks.transcript import LanguageGuess, Transcript
 
 # Called with the seconds of audio transcribed so far in the current run.
 ProgressCallback = Callable[[float], None]
+# Called between units of work (segments, windows) during a request; raises to stop it.
+Checkpoint = Callable[[], None]
+
+AudioInput = AudioInfo | np.ndarray
+"""A file on disk (bench()), or 16 kHz mono float32 samples (an endpoint's decoded request)."""
+
+
+def audio_samples(audio: AudioInput) -> np.ndarray:
+    """The samples: decoded by the project's decoder where `audio` is a file."""
+    return decode_audio(audio.path) if isinstance(audio, AudioInfo) else audio
+
+
+def audio_duration_s(audio: AudioInput) -> float:
+    return audio.duration_s if isinstance(audio, AudioInfo) else len(audio) / SAMPLE_RATE
+
+
+class RequestOptions(BaseModel):
+    """What one request may set on an engine that declares no options of its own: the options
+    every Whisper engine reads. Unset fields keep what the model was loaded with."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    beam_size: int | None = Field(None, ge=1)
+    temperature: float | list[float] | None = None
+    without_timestamps: bool | None = None
+    word_timestamps: bool | None = None
+    initial_prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _finite(self) -> RequestOptions:
+        check_temperatures(self.temperature)
+        return self
+
+    def limits_asked(self) -> dict[str, float | None]:
+        """What an endpoint's per-request limits (serving.config.RequestLimits) check."""
+        temperature = self.temperature
+        return {
+            "beam_size": self.beam_size,
+            "temperatures": len(temperature) if isinstance(temperature, list) else None,
+        }
 
 
 class LoadedModel(ABC):
@@ -32,9 +81,29 @@ class LoadedModel(ABC):
     warnings: list[str]
     """Things the user should know about this configuration (overridden options, fallbacks)."""
 
+    request_options: ClassVar[type[BaseModel]] = RequestOptions
+    """The per-request options the engine takes (an endpoint's request parameters)."""
+
     @abstractmethod
-    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
-        """From the file on disk to the final segments."""
+    def transcribe(
+        self,
+        audio: AudioInput,
+        request: Any = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Transcript:
+        """From the audio to the final segments. `request`: an instance of `request_options`
+        overriding the load-time options for this call only (None: the load-time options);
+        the transcript then carries `info` (pipeline, effective options). The model's state
+        after the call is what it was before, whatever the request set."""
+
+    def detect_language(self, audio: AudioInput, request: Any = None) -> LanguageGuess:
+        """Language identification alone, where the engine offers it."""
+        raise InvalidOptionError(
+            f"{type(self).__name__} does not identify the language on its own; transcribe "
+            "instead (the transcript names the language)"
+        )
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook; CTranslate2 returns synced
         """Wait for queued device work (torch.cuda.synchronize where torch drives CUDA)."""
@@ -49,6 +118,9 @@ class Backend(ABC):
     install_extra: str
     required_modules: tuple[str, ...]
     """Modules whose import proves the engine is installed."""
+    container_requirements: tuple[str, ...] = ()
+    """Pins an endpoint container installs to serve it, beside this package's `serving` extra
+    ("{ctranslate2}" is filled in for the container's CUDA by serving.package)."""
     fingerprint_packages: tuple[str, ...] = ()
     """Distributions whose versions go into every result's environment fingerprint."""
     reads: frozenset[str] = frozenset()
@@ -128,6 +200,23 @@ def torch_device(device: str) -> str:
             f"built for CUDA {torch.version.cuda}); use device='cpu'"
         )
     return device
+
+
+@contextlib.contextmanager
+def restored_attributes(*objects: Any) -> Iterator[None]:
+    """Put back every attribute of `objects` after a request: libraries keep per-call options
+    on the model (faster-whisper's feature extractor keeps the last chunk_length), which would
+    change the answers of every later request on the worker."""
+    saved = [(obj, dict(vars(obj))) for obj in objects]
+    try:
+        yield
+    finally:
+        for obj, attributes in saved:
+            for name in set(vars(obj)) - set(attributes):
+                delattr(obj, name)
+            for name, value in attributes.items():
+                if vars(obj).get(name, object()) is not value:
+                    setattr(obj, name, value)
 
 
 def jsonable(value: Any) -> Any:

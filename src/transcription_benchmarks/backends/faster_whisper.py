@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import inspect
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,21 +13,36 @@ from pydantic import ValidationError
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import (
+    AudioInput,
     Backend,
+    Checkpoint,
     LoadedModel,
     ProgressCallback,
+    audio_duration_s,
     force_options,
     jsonable,
+    restored_attributes,
 )
 from transcription_benchmarks.compat.preload import preload_pip_cuda_libraries
-from transcription_benchmarks.decoding import check_token_ids, options_model
+from transcription_benchmarks.decoding import (
+    FasterWhisperParams,
+    check_token_ids,
+    options_model,
+    token_id_problems,
+)
 from transcription_benchmarks.errors import (
     BackendLoadError,
     InvalidOptionError,
     describe_validation_error,
 )
 from transcription_benchmarks.models import ResolvedModel
-from transcription_benchmarks.transcript import Segment, Transcript
+from transcription_benchmarks.transcript import (
+    DecodedSegment,
+    DecodingInfo,
+    LanguageGuess,
+    Segment,
+    Transcript,
+)
 
 # BenchArgs fields that map one-to-one onto transcribe() keywords; setting one of these inside
 # transcribe_options as well is a conflict, not a silent override.
@@ -70,6 +86,11 @@ class FasterWhisperBackend(Backend):
             "transcribe_options",
         }
     )
+    # Chosen by compat/stack.py for the container's CUDA (serving.package.CONTAINER_CUDA): the
+    # newest ctranslate2 that needs no cuDNN (4.6.3+), so no cuDNN load can fail on the first
+    # request; its libcublas.so.12 comes from the DLC's CUDA 12 libraries, else pip's
+    # nvidia-cublas-cu12, which resolve_device preloads.
+    container_requirements = ("faster-whisper==1.2.1", "ctranslate2=={ctranslate2}")
     precision_option = "compute_type"
     # CPU: int8_float32 is int8 there, and (b)float16 is emulated on most CPUs.
     cpu_precisions = ("int8", "float32")
@@ -115,6 +136,8 @@ class FasterWhisperBackend(Backend):
 
 
 class FasterWhisperModel(LoadedModel):
+    request_options = FasterWhisperParams
+
     def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -131,9 +154,12 @@ class FasterWhisperModel(LoadedModel):
                 local_files_only=True,
             )
         self.batched = args.batch_size is not None
-        self.pipeline = BatchedInferencePipeline(self.model) if self.batched else self.model
+        # Both pipelines over the same weights: a request chooses one (bench() the one its
+        # arguments chose at load time).
+        self.batched_pipeline = BatchedInferencePipeline(self.model)
+        self.vocab_size = vocabulary_size(self.model)
         self.options = self._transcribe_options(model, args)
-        check_token_ids(self.options, vocabulary_size(self.model))
+        check_token_ids(self.options, self.vocab_size)
         defaults = {
             name: p.default
             for name, p in _transcribe_parameters(self.batched).items()
@@ -168,31 +194,141 @@ class FasterWhisperModel(LoadedModel):
                 self.warnings.append(warning)
         return options
 
-    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
-        options = self.options
-        if (
-            self.batched
-            and not options.get("vad_filter", True)
-            and "clip_timestamps" not in options
-        ):
+    def _pipeline(self, batched: bool) -> Any:
+        return self.batched_pipeline if batched else self.model
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        request: FasterWhisperParams | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Transcript:
+        """A file goes to faster-whisper as a path (its own decoder, PyAV, inside the
+        boundary); samples as they are. task=detect_language in a request answers with the
+        language alone (no segments): faster-whisper detects it before the first window."""
+        duration = audio_duration_s(audio)
+        source = str(audio.path) if isinstance(audio, AudioInfo) else audio
+        if request is None:
+            options, batched = self.options, self.batched
+        else:
+            options, batched = self._request_options(request, duration)
+        if batched and not options.get("vad_filter", True) and "clip_timestamps" not in options:
             # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
             # WhisperModel walks the audio.
-            options = {**options, "clip_timestamps": _fixed_windows(audio.duration_s)}
-        with explain_cuda_library_errors():
-            segments, info = self.pipeline.transcribe(str(audio.path), **options)
+            options = {**options, "clip_timestamps": _fixed_windows(duration)}
+        pipeline = self._pipeline(batched)
+        session = (
+            restored_attributes(self.model, self.model.feature_extractor, self.batched_pipeline)
+            if request is not None
+            else contextlib.nullcontext()
+        )
+        with explain_cuda_library_errors(), session:
+            segments, info = pipeline.transcribe(source, **options)
             collected = []
-            for segment in segments:  # the generator is lazy: consuming it is the transcription
-                collected.append(Segment(start=segment.start, end=segment.end, text=segment.text))
-                if progress is not None:
-                    progress(segment.end)
+            if request is None or request.task != "detect_language":
+                for segment in segments:  # lazy: consuming the generator is the transcription
+                    collected.append(
+                        _decoded_segment(segment)
+                        if request is not None  # an endpoint answers with the details
+                        else Segment(start=segment.start, end=segment.end, text=segment.text)
+                    )
+                    if progress is not None:
+                        progress(segment.end)
+                    if checkpoint is not None:
+                        checkpoint()
         return Transcript(
             segments=collected,
             language=info.language,
             language_probability=info.language_probability,
+            info=None if request is None else self._decoding_info(options, batched, info),
+        )
+
+    def _request_options(
+        self, request: FasterWhisperParams, duration_s: float
+    ) -> tuple[dict[str, Any], bool]:
+        """A request's transcribe() keywords, checked before they reach CTranslate2 (which
+        crashes natively on an out-of-range token id)."""
+        batched = request.batch is not None
+        options = request.options.decoding_kwargs()
+        known = set(_transcribe_parameters(batched)) - RESERVED_TRANSCRIBE_OPTIONS
+        if unknown := sorted(set(options) - known):
+            import faster_whisper
+
+            # The request types follow faster-whisper 1.2; an older one lacks some options.
+            raise InvalidOptionError(
+                f"option(s) {', '.join(unknown)} not taken by faster-whisper "
+                f"{faster_whisper.__version__} "
+                f"{'BatchedInferencePipeline' if batched else 'WhisperModel'}.transcribe"
+            )
+        if problems := token_id_problems(options, self.vocab_size):
+            raise InvalidOptionError("; ".join(problems))
+        if not self.model.model.is_multilingual and options.get("language") not in (None, "en"):
+            # faster-whisper would ignore the language and transcribe English: say so instead.
+            raise InvalidOptionError(
+                f"this model is English-only; language={options['language']!r}"
+            )
+        return {"task": "transcribe", **options}, batched
+
+    def _decoding_info(self, options: dict[str, Any], batched: bool, info: Any) -> DecodingInfo:
+        """The pipeline's defaults, what the request set, then what faster-whisper says it used."""
+        effective = jsonable(
+            {
+                **{
+                    name: p.default
+                    for name, p in _transcribe_parameters(batched).items()
+                    if name not in RESERVED_TRANSCRIBE_OPTIONS
+                },
+                **{k: v for k, v in options.items() if k != "task"},
+                **dataclasses.asdict(info.transcription_options),
+            }
+        )
+        effective["vad_parameters"] = jsonable(info.vad_options)
+        return DecodingInfo(
+            pipeline="BatchedInferencePipeline" if batched else "WhisperModel",
+            options=effective,
+            duration_after_vad=info.duration_after_vad,
+            native=info,
+        )
+
+    def detect_language(
+        self, audio: AudioInput, request: FasterWhisperParams | None = None
+    ) -> LanguageGuess:
+        """WhisperModel.detect_language. An English-only model has no language tokens to
+        score; faster-whisper's transcribe reports such a model's language as English with
+        probability 1, and so does this."""
+        if not self.model.model.is_multilingual:
+            return LanguageGuess(language="en", probability=1.0, all_probabilities=[("en", 1.0)])
+        samples = audio if not isinstance(audio, AudioInfo) else str(audio.path)
+        options = (request or FasterWhisperParams()).options.decoding_kwargs()
+        kwargs = {
+            k: v
+            for k, v in options.items()
+            if k
+            in (
+                "vad_filter",
+                "vad_parameters",
+                "language_detection_segments",
+                "language_detection_threshold",
+            )
+        }
+        if isinstance(samples, str):
+            from faster_whisper import decode_audio
+
+            samples = decode_audio(samples)
+        with restored_attributes(self.model, self.model.feature_extractor):
+            language, probability, all_probs = self.model.detect_language(samples, **kwargs)
+        return LanguageGuess(
+            language=language, probability=probability, all_probabilities=list(all_probs)
         )
 
 
-@contextmanager
+def _decoded_segment(segment: Any) -> DecodedSegment:
+    return DecodedSegment.model_validate(dataclasses.asdict(segment))
+
+
+@contextlib.contextmanager
 def explain_cuda_library_errors() -> Iterator[None]:
     """CTranslate2 loads cuBLAS/cuDNN lazily and reports a missing one as a bare RuntimeError;
     turn that into an error that says what is missing and what to do."""

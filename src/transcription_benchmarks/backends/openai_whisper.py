@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import AudioInfo, decode_audio
+from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import (
+    AudioInput,
     Backend,
+    Checkpoint,
     LoadedModel,
     ProgressCallback,
+    RequestOptions,
     TorchLoadedModel,
+    audio_duration_s,
+    audio_samples,
     check_english_only,
     force_options,
     jsonable,
@@ -32,7 +37,7 @@ from transcription_benchmarks.backends.base import (
 from transcription_benchmarks.errors import InvalidOptionError, ModelNotFoundError
 from transcription_benchmarks.models import ResolvedModel, resolve
 from transcription_benchmarks.models.resolve import PACKAGED_ALIASES, SYNTHETIC_PREFIX
-from transcription_benchmarks.transcript import Segment, Transcript
+from transcription_benchmarks.transcript import DecodingInfo, Segment, Transcript
 
 # BenchArgs options passed to transcribe() under the same name; setting one of these inside
 # transcribe_options as well is a conflict.
@@ -64,6 +69,7 @@ class OpenAIWhisperBackend(Backend):
     required_modules = ("whisper", "torch")
     fingerprint_packages = ("openai-whisper", "torch")
     reads = frozenset({"dtype", "condition_on_previous_text", "cpu_threads", "transcribe_options"})
+    container_requirements = ("openai-whisper==20250625",)  # torch is the DLC's
     precision_option = "dtype"
     supports_batching = False
     cpu_precisions = ("fp32",)
@@ -170,17 +176,42 @@ class OpenAIWhisperModel(TorchLoadedModel):
             "logprob_threshold": None,
         }
 
-    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
+    def transcribe(
+        self,
+        audio: AudioInput,
+        request: RequestOptions | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Transcript:
         import whisper
 
-        samples = decode_audio(audio.path)
-        output = whisper.transcribe(self.model, samples, **self.options)
+        samples = audio_samples(audio)  # inside the boundary: its own loader needs ffmpeg
+        options = self.options if request is None else self._request_options(request)
+        output = whisper.transcribe(self.model, samples, **options)
         segments = [
             Segment(start=s["start"], end=s["end"], text=s["text"]) for s in output["segments"]
         ]
         if progress is not None:
-            progress(audio.duration_s)
-        return Transcript(segments=segments, language=output.get("language"))
+            progress(audio_duration_s(audio))
+        info = None
+        if request is not None:
+            info = DecodingInfo(
+                pipeline="whisper.transcribe",
+                options=jsonable({k: v for k, v in options.items() if k != "verbose"}),
+            )
+        return Transcript(segments=segments, language=output.get("language"), info=info)
+
+    def _request_options(self, request: RequestOptions) -> dict[str, Any]:
+        """The load-time options with what the request set on top (transcribe() keeps no
+        state between calls, so nothing needs putting back)."""
+        options = dict(self.options)
+        asked = request.model_dump(exclude_unset=True)
+        if not self.model.is_multilingual:
+            check_english_only("this model", asked.get("language"), asked.get("task"))
+        for name, value in asked.items():
+            options[name] = tuple(value) if isinstance(value, list) else value
+        return options
 
 
 def _checkpoint(model: ResolvedModel) -> Path:

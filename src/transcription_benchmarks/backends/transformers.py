@@ -6,23 +6,30 @@ shells out to an ffmpeg binary), then handed to the pipeline as a 16 kHz array.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
+from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo
 from transcription_benchmarks.backends.base import (
+    AudioInput,
     Backend,
+    Checkpoint,
     LoadedModel,
     ProgressCallback,
     TorchLoadedModel,
+    audio_duration_s,
+    audio_samples,
     check_english_only,
     force_options,
     jsonable,
     torch_device,
 )
+from transcription_benchmarks.decoding import check_temperatures
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
-from transcription_benchmarks.transcript import Segment, Transcript
+from transcription_benchmarks.transcript import DecodingInfo, Segment, Transcript
 
 # BenchArgs options that become generate_kwargs; setting both is a conflict.
 FLAT_GENERATE_OPTIONS = {
@@ -34,6 +41,38 @@ FLAT_GENERATE_OPTIONS = {
 BATCH_CHUNK_LENGTH_S = 30.0  # batching a single file needs chunks to batch
 
 
+class TransformersParams(BaseModel):
+    """One request's options on transformers (an endpoint's request parameters): the
+    automatic-speech-recognition pipeline's call."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    chunk_length_s: float | None = Field(30.0, gt=0, le=30)
+    """Long-form audio is cut into chunks this long (None: the model's own 30 s window only)."""
+    batch_size: int = Field(1, ge=1)
+    """Chunks decoded together."""
+    return_timestamps: bool = True
+    num_beams: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _finite(self) -> TransformersParams:
+        check_temperatures(self.temperature)
+        return self
+
+    def limits_asked(self) -> dict[str, float | None]:
+        """What an endpoint's per-request limits (serving.config.RequestLimits) check."""
+        return {
+            "beam_size": self.num_beams,
+            "batch_size": self.batch_size,
+            "max_new_tokens": self.max_new_tokens,
+            "chunk_length_s": self.chunk_length_s,
+        }
+
+
 class TransformersBackend(Backend):
     name = "transformers"
     model_format = "transformers"
@@ -41,6 +80,8 @@ class TransformersBackend(Backend):
     required_modules = ("transformers", "torch")
     fingerprint_packages = ("torch", "transformers")
     reads = frozenset({"dtype", "attn_implementation", "chunk_length_s", "generate_kwargs"})
+    # The DLC's own transformers: pinned so pip never swaps it for another.
+    container_requirements = ("transformers==4.51.3",)
     precision_option = "dtype"
     # CPU: fp16 is refused there and bf16 is emulated on most CPUs.
     cpu_precisions = ("fp32",)
@@ -81,6 +122,8 @@ class TransformersBackend(Backend):
 
 
 class TransformersModel(TorchLoadedModel):
+    request_options = TransformersParams
+
     def __init__(self, model: ResolvedModel, args: BenchArgs, device: str) -> None:
         import torch
         import transformers
@@ -192,27 +235,75 @@ class TransformersModel(TorchLoadedModel):
             kwargs["chunk_length_s"] = chunk
         return kwargs
 
-    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
-        samples = decode_audio(audio.path)
+    def transcribe(
+        self,
+        audio: AudioInput,
+        request: TransformersParams | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Transcript:
+        samples = audio_samples(audio)  # inside the boundary: the pipeline's reader needs ffmpeg
+        duration = audio_duration_s(audio)
+        if request is None:
+            generate_kwargs, call_kwargs = dict(self.generate_kwargs), self.call_kwargs
+        else:
+            generate_kwargs, call_kwargs = self._request_kwargs(request)
+        # No checkpoint inside the pipeline's call; a caller's deadline bounds it from outside.
         output = self.pipeline(
             {"raw": samples, "sampling_rate": SAMPLE_RATE},
-            generate_kwargs=dict(self.generate_kwargs),
-            **self.call_kwargs,
+            generate_kwargs=generate_kwargs,
+            **call_kwargs,
         )
         segments = [
             Segment(
                 start=chunk["timestamp"][0] or 0.0,
-                end=chunk["timestamp"][1]
-                if chunk["timestamp"][1] is not None
-                else audio.duration_s,
+                end=chunk["timestamp"][1] if chunk["timestamp"][1] is not None else duration,
                 text=chunk["text"],
             )
             for chunk in output.get("chunks", [])
-        ] or [Segment(start=0.0, end=audio.duration_s, text=output["text"])]
+        ] or [Segment(start=0.0, end=duration, text=output["text"])]
         if progress is not None:
-            progress(audio.duration_s)
-        language = self.generate_kwargs.get("language") or (None if self.multilingual else "en")
-        return Transcript(segments=segments, language=language)
+            progress(duration)
+        language = generate_kwargs.get("language") or (None if self.multilingual else "en")
+        info = None
+        if request is not None:
+            info = DecodingInfo(
+                pipeline="AutomaticSpeechRecognitionPipeline",
+                options={**request.model_dump(), "generate_kwargs": generate_kwargs},
+            )
+        return Transcript(segments=segments, language=language, info=info)
+
+    def _request_kwargs(self, request: TransformersParams) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A request's generate() keywords and pipeline call; English-only checkpoints take no
+        language or task tokens, so another language or translation is refused."""
+        kwargs: dict[str, Any] = {}
+        if self.multilingual:
+            kwargs["task"] = request.task
+            if request.language:
+                kwargs["language"] = request.language
+        elif request.language not in (None, "en", "english") or request.task == "translate":
+            raise InvalidOptionError(
+                "this model is English-only; "
+                + (
+                    f"language={request.language!r}"
+                    if request.task != "translate"
+                    else "no translate"
+                )
+            )
+        if request.num_beams is not None:
+            kwargs["num_beams"] = request.num_beams
+        if request.max_new_tokens is not None:
+            kwargs["max_new_tokens"] = request.max_new_tokens
+        if request.temperature:
+            kwargs.update(temperature=request.temperature, do_sample=True)
+        call: dict[str, Any] = {
+            "return_timestamps": request.return_timestamps,
+            "batch_size": request.batch_size,
+        }
+        if request.chunk_length_s is not None:
+            call["chunk_length_s"] = request.chunk_length_s
+        return kwargs, call
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -19,18 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import AudioInfo, decode_audio
+from transcription_benchmarks.audio import AudioInfo
 from transcription_benchmarks.backends.base import (
+    AudioInput,
     Backend,
+    Checkpoint,
     LoadedModel,
     ProgressCallback,
+    RequestOptions,
+    audio_duration_s,
+    audio_samples,
     force_options,
     jsonable,
 )
 from transcription_benchmarks.errors import InvalidOptionError, ModelNotFoundError
 from transcription_benchmarks.models import ResolvedModel, resolve
 from transcription_benchmarks.models.resolve import PACKAGED_ALIASES, SYNTHETIC_PREFIX
-from transcription_benchmarks.transcript import Segment, Transcript
+from transcription_benchmarks.transcript import DecodingInfo, Segment, Transcript
 
 COMPUTE_TYPES = ("default", "float16")
 """f16 files only: the whisper.cpp in pywhispercpp 1.5.1 aborts on all-f32 ones (hf_to_ggml)."""
@@ -47,6 +52,7 @@ class WhisperCppBackend(Backend):
     required_modules = ("pywhispercpp",)
     fingerprint_packages = ("pywhispercpp",)
     reads = frozenset({"compute_type", "cpu_threads", "transcribe_options"})
+    container_requirements = ("pywhispercpp==1.5.1",)  # the artifact holds a ggml file
     precision_option = "compute_type"
     supports_batching = False
     cpu_precisions = ("float16",)
@@ -140,6 +146,7 @@ class WhisperCppModel(LoadedModel):
         params.update(args.transcribe_options)
         if model.synthetic and (warning := force_options(params, _capped_decoding())):
             self.warnings.append(warning)
+        self.beam_size = beam
         self.model = Model(
             str(self.file),
             params_sampling_strategy=1 if beam > 1 else 0,
@@ -157,16 +164,73 @@ class WhisperCppModel(LoadedModel):
         if model.synthetic:
             self.config["synthetic_tokens_per_window"] = None
 
-    def transcribe(self, audio: AudioInfo, progress: ProgressCallback | None = None) -> Transcript:
-        samples = decode_audio(audio.path)
-        found = self.model.transcribe(samples)
+    def transcribe(
+        self,
+        audio: AudioInput,
+        request: RequestOptions | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Transcript:
+        samples = audio_samples(audio)
+        duration = audio_duration_s(audio)
+        overrides = {} if request is None else self._request_params(request)
+        before = self.model.get_params()
+        try:
+            found = self.model.transcribe(samples, **overrides)
+        finally:
+            if overrides:
+                # pywhispercpp keeps a call's parameters for later calls: put them back.
+                self.model._set_params({k: before[k] for k in overrides if k in before})
         segments = [Segment(start=s.t0 / 100, end=s.t1 / 100, text=s.text) for s in found]
         if progress is not None:
-            progress(audio.duration_s)
+            progress(duration)
         if self.synthetic and not self.length_noted:
-            self.warnings.append(self._length_note(audio.duration_s))
+            self.warnings.append(self._length_note(duration))
             self.length_noted = True
-        return Transcript(segments=segments, language=self.language)
+        language = overrides.get("language") or self.language
+        info = None
+        if request is not None:
+            info = DecodingInfo(
+                pipeline="whisper_full",
+                options=jsonable({**self.config, **overrides, "beam_size": self.beam_size}),
+            )
+        return Transcript(segments=segments, language=language, info=info)
+
+    def _request_params(self, request: RequestOptions) -> dict[str, Any]:
+        """A request's options as whisper.cpp parameters. The sampling strategy (greedy or
+        beam search) is chosen when the model loads, so a request's beam size must match it."""
+        asked = request.model_dump(exclude_unset=True)
+        if asked.get("beam_size", self.beam_size) != self.beam_size:
+            raise InvalidOptionError(
+                f"this whisper.cpp model decodes with beam size {self.beam_size}, chosen when it "
+                f"loaded; a request cannot change it (asked {asked['beam_size']})"
+            )
+        if asked.get("word_timestamps"):
+            raise InvalidOptionError("word_timestamps is not supported on whisper.cpp here")
+        if self.language == "en" and (
+            asked.get("language") not in (None, "en") or asked.get("task") == "translate"
+        ):
+            raise InvalidOptionError(
+                f"this model is English-only; language={asked.get('language')!r}, "
+                f"task={asked.get('task', 'transcribe')!r}"
+            )
+        params: dict[str, Any] = {}
+        if "language" in asked:
+            params["language"] = asked["language"] or ""
+        if "task" in asked:
+            params["translate"] = asked["task"] == "translate"
+        if "without_timestamps" in asked:
+            params["no_timestamps"] = bool(asked["without_timestamps"])
+        if "initial_prompt" in asked:
+            params["initial_prompt"] = asked["initial_prompt"] or ""
+        if (temperature := asked.get("temperature")) is not None:
+            temperatures = temperature if isinstance(temperature, list) else [temperature]
+            params["temperature"] = temperatures[0]
+            params["temperature_inc"] = (
+                temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
+            )
+        return params
 
     def _length_note(self, duration_s: float) -> str:
         import _pywhispercpp as pw

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from transcription_benchmarks.args import ComputeType, TorchDType
+from transcription_benchmarks.backends.registry import check_name
 from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
-ServedBackend = Literal["faster-whisper", "transformers"]
-"""The engines with an inference handler (serving/handlers/)."""
+ServedBackend = Annotated[str, AfterValidator(check_name)]
+"""A registered engine (backends/registry.py): the one handler (serving/handler.py) serves each."""
 
 CONFIG_FILE = "serving.json"
 MAX_BODY_ENV = "TRANSCRIPTION_BENCHMARKS_MAX_BODY_BYTES"
@@ -84,11 +85,11 @@ class ServingConfig(BaseModel):
     backend: ServedBackend = "faster-whisper"
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     compute_type: ComputeType = "default"
-    """faster-whisper: CTranslate2's compute type."""
+    """CTranslate2's compute type (faster-whisper), ggml's (whisper.cpp)."""
     cpu_threads: int = Field(0, ge=0)
-    """faster-whisper: 0 lets CTranslate2 choose."""
+    """Engines that read it (faster-whisper, openai-whisper, whisper.cpp): 0 lets them choose."""
     dtype: TorchDType | None = None
-    """transformers: None gives fp16 on CUDA, fp32 on CPU."""
+    """Torch engines (transformers, openai-whisper): None gives fp16 on CUDA, fp32 on CPU."""
     limits: RequestLimits = Field(default_factory=RequestLimits)
     request_timeout_s: float | None = Field(None, gt=0)
     """How long one request may run before its worker is ended; None: the model server's

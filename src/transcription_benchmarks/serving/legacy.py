@@ -52,6 +52,12 @@ ORIGINAL_OPTIONS_FIELDS = ("log_prob_low_threshold", "output_language")
 """Fields the original's TranscriptionOptions model requires that faster-whisper's lacks."""
 
 
+def accepts(params_model: type) -> bool:
+    """The original format was a faster-whisper endpoint's: it applies where the loaded model
+    takes FasterWhisperParams."""
+    return issubclass(params_model, FasterWhisperParams)
+
+
 def recognises(params: Mapping[str, Any]) -> bool:
     return "single_params" in params or "batch_params" in params
 

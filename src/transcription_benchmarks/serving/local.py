@@ -29,11 +29,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from transcription_benchmarks.audio import find_test_audio
+from transcription_benchmarks.backends.registry import backend_names, check_name
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
 from transcription_benchmarks.serving.config import MAX_BODY_ENV, ServedBackend, ServingConfig
 from transcription_benchmarks.serving.package import (
-    MODEL_FORMATS,
     PROJECT_ROOT,
     container_requirements,
     stage,
@@ -71,14 +71,18 @@ class LocalEndpointError(BenchError):
 
 def endpoint_requirements() -> list[str]:
     """Everything the endpoint env installs besides this package."""
-    container = (template_dir("faster-whisper").parent / "container.txt").read_text()
+    container = (template_dir() / "container.txt").read_text()
     pins = [
         line.strip()
         for line in container.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    for backend in MODEL_FORMATS:
-        pins += [p for p in container_requirements(backend) if p not in pins]
+    for backend in backend_names():  # one env serves every engine
+        try:
+            needed = container_requirements(backend)
+        except BenchError:
+            continue  # a plug-in that does not load serves nothing here
+        pins += [p for p in needed if p not in pins]
     return [*shlex.split(TORCH_SPEC), *pins]
 
 
@@ -246,7 +250,7 @@ def start_local_endpoint(
     if not (model_dir / "code" / "inference.py").is_file():
         config = config or ServingConfig()
         if backend is not None:
-            config = config.model_copy(update={"backend": backend})
+            config = config.model_copy(update={"backend": check_name(backend)})
         model_dir = stage(str(model), run_dir / "model", config=config, link=True)
     env = {
         **os.environ,

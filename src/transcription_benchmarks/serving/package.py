@@ -1,8 +1,9 @@
 """Build model_artifact.tar.gz: the model files at the root and code/ beside them.
 
-code/ holds inference.py (a few lines handing over to serving.handlers), serving.json (how to
-load the model), requirements.txt pinned for the container, and a wheel of this package that
-requirements.txt installs: one implementation, shipped with every artifact, never a copy.
+code/ holds inference.py (a few lines handing over to serving.handler), serving.json (which
+engine serves it, and how to load the model), requirements.txt pinned for the container (the
+engine's Backend.container_requirements), and a wheel of this package that requirements.txt
+installs: one implementation, shipped with every artifact, never a copy.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from transcription_benchmarks.backends.registry import backend_class, check_name
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.models import resolve
-from transcription_benchmarks.models.resolve import ModelFormat
-from transcription_benchmarks.serving.config import CONFIG_FILE, ServedBackend, ServingConfig
+from transcription_benchmarks.serving.config import CONFIG_FILE, ServingConfig
 
 ARTIFACT_NAME = "model_artifact.tar.gz"
 WHEEL_PLACEHOLDER = "{wheel}"
@@ -27,10 +28,6 @@ CT2_PLACEHOLDER = "{ctranslate2}"
 CONTAINER_CUDA = "12.4"
 """The CUDA of the image the artifact is served in: the Hugging Face PyTorch inference DLC's
 torch 2.6 cu124 (aws/images.INFERENCE_GPU_TAG). The ctranslate2 pin is chosen for it."""
-MODEL_FORMATS: dict[ServedBackend, ModelFormat] = {
-    "faster-whisper": "ctranslate2",
-    "transformers": "transformers",
-}
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -38,27 +35,28 @@ class PackagingError(BenchError):
     """The artifact cannot be built: no project source to build the wheel from, or pip failed."""
 
 
-def template_dir(backend: ServedBackend) -> Path:
-    """The backend's code/ templates inside the installed package."""
-    package = resources.files("transcription_benchmarks.serving.artifact")
-    return Path(str(package.joinpath(backend.replace("-", "_"))))
+def template_dir() -> Path:
+    """The code/ templates inside the installed package."""
+    return Path(str(resources.files("transcription_benchmarks.serving.artifact")))
 
 
-def requirements_text(backend: ServedBackend) -> str:
-    """The backend's requirements.txt with its ctranslate2 pin filled in by the stack chooser
-    for CONTAINER_CUDA (the wheel placeholder stays for stage() to fill)."""
-    from transcription_benchmarks.compat.stack import ctranslate2_for
+def requirements_text(backend: str) -> str:
+    """requirements.txt for an artifact `backend` serves: the template's line installing this
+    package (its wheel placeholder stays for stage() to fill), then the engine's pins, with
+    ctranslate2's chosen by the stack chooser for CONTAINER_CUDA."""
+    pins = list(backend_class(backend).container_requirements)
+    if any(CT2_PLACEHOLDER in pin for pin in pins):
+        from transcription_benchmarks.compat.stack import ctranslate2_for
 
-    text = (template_dir(backend) / "requirements.txt").read_text()
-    if CT2_PLACEHOLDER in text:
         version, _ = ctranslate2_for([int(CONTAINER_CUDA.split(".")[0])])
-        text = text.replace(CT2_PLACEHOLDER, version)
-    return text
+        pins = [pin.replace(CT2_PLACEHOLDER, version) for pin in pins]
+    text = (template_dir() / "requirements.txt").read_text()
+    return text + "".join(f"{pin}\n" for pin in pins)
 
 
-def container_requirements(backend: ServedBackend) -> list[str]:
-    """The backend's pins from its requirements.txt, without the line that installs the wheel:
-    what the local endpoint's env installs besides this package."""
+def container_requirements(backend: str) -> list[str]:
+    """The engine's pins, without the line that installs the wheel: what the local
+    endpoint's env installs besides this package."""
     text = requirements_text(backend)
     return [
         line.strip()
@@ -78,7 +76,8 @@ def stage(
     """Lay out an unpacked artifact in `dest`: the model files and code/. `link` symlinks the
     model files instead of copying them (the local endpoint serves in place)."""
     config = config or ServingConfig()
-    resolved = resolve(model, MODEL_FORMATS[config.backend])
+    model_format = backend_class(config.backend).model_format
+    resolved = resolve(model, model_format)
     dest.mkdir(parents=True, exist_ok=True)
     for item in sorted(resolved.path.iterdir()):
         if item.name == "code" or item.name.startswith("."):
@@ -90,12 +89,11 @@ def stage(
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
-    if config.backend == "transformers":
+    if model_format == "transformers":  # whichever engine reads it, the container's 4.51 loads it
         _rewrite_for_container_transformers(dest)
     code = dest / "code"
     code.mkdir()
-    templates = template_dir(config.backend)
-    shutil.copy2(templates / "inference.py", code / "inference.py")
+    shutil.copy2(template_dir() / "inference.py", code / "inference.py")
     (code / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n")
     if wheel is not None:
         shutil.copy2(wheel, code / wheel.name)
@@ -194,13 +192,13 @@ def build_wheel(out_dir: Path, project: Path = PROJECT_ROOT) -> Path:
 def package(
     model: str,
     out_dir: str | Path,
-    backend: ServedBackend = "faster-whisper",
+    backend: str = "faster-whisper",
     *,
     config: ServingConfig | None = None,
 ) -> Path:
     """Build out_dir/model_artifact.tar.gz for `model` (anything models.resolve takes) served
-    by `backend`'s handler; returns its path."""
-    config = (config or ServingConfig()).model_copy(update={"backend": backend})
+    by `backend` (a registered engine) through the one handler; returns its path."""
+    config = (config or ServingConfig()).model_copy(update={"backend": check_name(backend)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     artifact = out / ARTIFACT_NAME

@@ -12,27 +12,33 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from transcription_benchmarks.backends.base import RequestOptions
+from transcription_benchmarks.backends.transformers import TransformersParams
 from transcription_benchmarks.decoding import (
     BatchOptions,
     ClipWindow,
+    FasterWhisperParams,
     SingleOptions,
     TranscribeOptions,
     VadParameters,
-    check_temperatures,
 )
 from transcription_benchmarks.errors import BenchError, describe_validation_error
-from transcription_benchmarks.transcript import Segment
+from transcription_benchmarks.transcript import DecodedSegment, Word
 
 __all__ = [
     "BatchOptions",
     "ClipWindow",
+    "FasterWhisperParams",
+    "RequestOptions",
     "SingleOptions",
     "TranscribeOptions",
+    "TransformersParams",
     "VadParameters",
+    "Word",
 ]
 
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
@@ -116,59 +122,11 @@ def decode_params(value: str, *, max_bytes: int = MAX_DECODED_PARAMS_BYTES) -> d
 
 
 # --- Request parameters ------------------------------------------------------------------------
-# The faster-whisper option types live in transcription_benchmarks.decoding, shared with
-# BenchArgs so that the endpoint and bench() apply the same rules; re-exported here because
-# they are what a client sends.
-
-
-FasterWhisperTask = Literal["transcribe", "detect_language"]
-
-
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class FasterWhisperParams(_Options):
-    """What a faster-whisper endpoint takes. At most one of `single` and `batch` chooses the
-    pipeline and its options; with neither, WhisperModel.transcribe runs with its defaults (the
-    same as sending no parameters). detect_language ignores both."""
-
-    task: FasterWhisperTask = "transcribe"
-    single: SingleOptions | None = None
-    batch: BatchOptions | None = None
-
-    @model_validator(mode="after")
-    def _one_pipeline(self) -> FasterWhisperParams:
-        if self.single is not None and self.batch is not None:
-            raise ValueError(
-                "set exactly one of 'single' (WhisperModel.transcribe) and 'batch' "
-                "(BatchedInferencePipeline.transcribe), not both"
-            )
-        return self
-
-    @property
-    def options(self) -> SingleOptions | BatchOptions:
-        return self.batch or self.single or SingleOptions()
-
-
-class TransformersParams(_Options):
-    """What a transformers endpoint takes: the automatic-speech-recognition pipeline's call."""
-
-    task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None
-    chunk_length_s: float | None = Field(30.0, gt=0, le=30)
-    """Long-form audio is cut into chunks this long (None: the model's own 30 s window only)."""
-    batch_size: int = Field(1, ge=1)
-    """Chunks decoded together."""
-    return_timestamps: bool = True
-    num_beams: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0)
-    max_new_tokens: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _finite(self) -> TransformersParams:
-        check_temperatures(self.temperature)
-        return self
+# Each engine's loaded model declares the options one request may set (request_options): the
+# faster-whisper types live in transcription_benchmarks.decoding, shared with BenchArgs so that
+# the endpoint and bench() apply the same rules; transformers' beside its backend; engines
+# without their own take backends.base.RequestOptions. Re-exported here because they are what a
+# client sends.
 
 
 ParamsModel = TypeVar("ParamsModel", bound=BaseModel)
@@ -200,40 +158,26 @@ AUDIO_CONTENT_TYPES = ("application/octet-stream", "audio/*")
 """What the endpoint accepts: raw bytes of any container PyAV decodes."""
 
 
-class Word(BaseModel):
-    start: float
-    end: float
-    word: str
-    probability: float
-
-
-class WireSegment(Segment):
-    """A transcript's segment (start, end, text) with the details faster-whisper yields and an
-    endpoint answers with; transformers fills start, end and text only."""
+class WireSegment(DecodedSegment):
+    """A segment as an endpoint answers with it: start, end, text and the decoder's details
+    where the engine gives them (faster-whisper gives all; others start, end and text)."""
 
     model_config = ConfigDict(frozen=False)
-
-    id: int | None = None
-    seek: int | None = None
-    tokens: list[int] = Field(default_factory=list)
-    avg_logprob: float | None = None
-    compression_ratio: float | None = None
-    no_speech_prob: float | None = None
-    temperature: float | None = None
-    words: list[Word] | None = None
 
 
 class TranscriptionInfo(BaseModel):
     """What the server knows about the transcription as a whole."""
 
-    backend: Literal["faster-whisper", "transformers"]
+    backend: str
+    """The engine's registered name (backends/registry.py)."""
     language: str | None
     language_probability: float | None = None
     duration: float
     """Seconds of audio decoded from the request body."""
     duration_after_vad: float | None = None
     pipeline: str
-    """WhisperModel, BatchedInferencePipeline or the transformers pipeline."""
+    """The engine's entry point: WhisperModel, BatchedInferencePipeline, the transformers
+    pipeline, ..."""
     options: dict[str, Any] = Field(default_factory=dict)
     """The effective options, defaults filled in."""
     processing_s: float

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import PurePath
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.quality.metrics import Parity, parity
-from transcription_benchmarks.report.table import markdown_header
 from transcription_benchmarks.result import BenchResult
 
 GREEDY = BenchArgs(device="cpu", warmup=0, repeats=1, beam_size=1, temperature=0.0)
@@ -28,8 +26,11 @@ GREEDY = BenchArgs(device="cpu", warmup=0, repeats=1, beam_size=1, temperature=0
 
 
 class ParityRow(BaseModel):
-    """One verdict: a second run of the same file set against a first."""
+    """One verdict: a second run of the same file set against a first. `tbench parity --json`
+    writes a list of them; `tbench report` reads it back (report/parity.py)."""
 
+    kind: Literal["engines", "batch"] = "engines"
+    """engines: two engines on the same weights; batch: one engine batched vs sequential."""
     test_file: str
     first: str = Field(description="e.g. 'faster-whisper', or 'faster-whisper sequential'")
     second: str
@@ -37,34 +38,14 @@ class ParityRow(BaseModel):
     wer: tuple[float | None, float | None]
     speed: tuple[float, float]
 
-
-def parity_table(rows: list[ParityRow]) -> str:
-    """The verdicts as a Markdown table: agreement, first differing word, boundaries."""
-    lines = markdown_header(
-        (
-            "File",
-            "First",
-            "Second",
-            "Agreement",
-            "First difference",
-            "Segments",
-            "Max start/end diff",
-        )
-    )
-    for row in rows:
-        p = row.parity
-        d = p.divergence
-        where = "same words" if d is None else f"word {d.word_index}: '{d.left}' vs '{d.right}'"
-        diffs = (
-            "-"
-            if p.max_start_diff_s is None
-            else f"{p.max_start_diff_s:.2f} / {p.max_end_diff_s:.2f} s"
-        )
-        lines.append(
-            f"| {PurePath(row.test_file).name} | {row.first} | {row.second} | {p.agreement:.1%} "
-            f"| {where} | {p.segments[0]} / {p.segments[1]} | {diffs} |"
-        )
-    return "\n".join(lines)
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_of_older_rows(cls, data: Any) -> Any:
+        """Rows written before `kind` existed: a batch row names one engine's batched run."""
+        if isinstance(data, dict) and "kind" not in data:
+            batched = " batch " in str(data.get("second", ""))
+            data = {**data, "kind": "batch" if batched else "engines"}
+        return data
 
 
 def _run(model: str, args: BenchArgs, **update: Any) -> BenchResult:
@@ -76,10 +57,14 @@ def _run(model: str, args: BenchArgs, **update: Any) -> BenchResult:
 
 
 def _row(
-    test_file: str, first: tuple[str, BenchResult], second: tuple[str, BenchResult]
+    kind: Literal["engines", "batch"],
+    test_file: str,
+    first: tuple[str, BenchResult],
+    second: tuple[str, BenchResult],
 ) -> ParityRow:
     (a_name, a), (b_name, b) = first, second
     return ParityRow(
+        kind=kind,
         test_file=test_file,
         first=a_name,
         second=b_name,
@@ -107,7 +92,7 @@ def engine_parity(
     for test_file in test_files:
         results = {e: _run(model, args, backend=e, test_file=test_file) for e in chosen}
         first = (chosen[0], results[chosen[0]])
-        rows += [_row(test_file, first, (e, results[e])) for e in chosen[1:]]
+        rows += [_row("engines", test_file, first, (e, results[e])) for e in chosen[1:]]
     return rows
 
 
@@ -135,6 +120,7 @@ def batch_invariance(
             label = "sequential" if alone is None else "batch 1"
             rows.append(
                 _row(
+                    "batch",
                     test_file,
                     (f"{engine} {label}", sequential),
                     (f"{engine} batch {batch_size}", batched),

@@ -1,4 +1,4 @@
-"""What both handlers need from the toolkit's side of a request: headers, the body, the status.
+"""What the handler needs from the toolkit's side of a request: headers, the body, the status.
 
 The toolkit (sagemaker_huggingface_inference_toolkit.handler_service.handle) turns any exception
 from our functions into `PredictionException(str(e), 400)`: every failure would be a 400, and
@@ -60,10 +60,20 @@ class RequestRefusedError(BenchError):
 
 
 @dataclass(frozen=True)
+class ReceivedRequest:
+    """What input_fn hands to predict_fn: the body, checked for type and size, and the
+    parameters header decoded but not yet validated (which options are valid depends on the
+    engine, known in predict_fn)."""
+
+    body: bytes
+    params: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class AudioRequest:
-    """What input_fn hands to predict_fn: decoded audio and validated parameters. `legacy`:
-    the request came in the original project's format and is answered in it (serving.legacy);
-    `warnings`: what the answer should tell the client (options dropped on the way)."""
+    """A request ready to decode: audio and validated parameters. `legacy`: the request came
+    in the original project's format and is answered in it (serving.legacy); `warnings`: what
+    the answer should tell the client (options dropped on the way)."""
 
     samples: np.ndarray
     params: Any
@@ -93,13 +103,10 @@ def accepts_audio(content_type: str | None) -> bool:
 
 
 def read_request(
-    input_data: bytes | str | None,
-    content_type: str | None,
-    context: Any,
-    params_model: type[ParamsModel],
-    legacy_format: Any = None,
-) -> AudioRequest:
-    """Body and header -> decoded audio and typed params; RequestRefusedError for anything wrong."""
+    input_data: bytes | str | None, content_type: str | None, context: Any
+) -> ReceivedRequest:
+    """Body and header -> the checked body and the decoded header; RequestRefusedError for
+    anything wrong with them."""
     if not accepts_audio(content_type):
         raise RequestRefusedError(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -120,9 +127,20 @@ def read_request(
             f"({source}); audio over 6 MB needs an asynchronous endpoint",
         )
     header = request_header(context, CUSTOM_ATTRIBUTES_HEADER)
-    legacy, warnings = False, []
     try:
         raw = decode_params(header) if header else None
+    except ParamsError as exc:
+        raise RequestRefusedError(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc)) from exc
+    return ReceivedRequest(input_data, raw)
+
+
+def audio_request(
+    received: ReceivedRequest, params_model: type[ParamsModel], legacy_format: Any = None
+) -> AudioRequest:
+    """Validated parameters (in today's format, or the original one where `legacy_format`
+    recognises them), then the decoded audio: a request wrong in both hears of its params."""
+    raw, legacy, warnings = received.params, False, []
+    try:
         if legacy_format is not None and raw is not None and legacy_format.recognises(raw):
             params, warnings = legacy_format.convert(raw)
             legacy = True
@@ -130,7 +148,7 @@ def read_request(
             params = parse_params(params_model, raw)
     except ParamsError as exc:
         raise RequestRefusedError(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc)) from exc
-    return AudioRequest(decode_body(input_data), params, legacy=legacy, warnings=warnings)
+    return AudioRequest(decode_body(received.body), params, legacy=legacy, warnings=warnings)
 
 
 def max_body_bytes() -> int:
@@ -234,23 +252,6 @@ def in_model_server(context: Any) -> bool:
     """model_fn's context is MMS's own in a server worker (tests pass None or a stand-in)."""
     properties = getattr(context, "system_properties", None)
     return isinstance(properties, dict) and properties.get("server_name") == "MMS"
-
-
-@contextlib.contextmanager
-def restored_attributes(*objects: Any) -> Iterator[None]:
-    """Put back every attribute of `objects` after a request: libraries keep per-call options
-    on the model (faster-whisper's feature extractor keeps the last chunk_length), which would
-    change the answers of every later request on the worker."""
-    saved = [(obj, dict(vars(obj))) for obj in objects]
-    try:
-        yield
-    finally:
-        for obj, attributes in saved:
-            for name in set(vars(obj)) - set(attributes):
-                delattr(obj, name)
-            for name, value in attributes.items():
-                if vars(obj).get(name, object()) is not value:
-                    setattr(obj, name, value)
 
 
 def decode_body(data: bytes) -> np.ndarray:

@@ -1,9 +1,0 @@
-"""SageMaker entry point (code/inference.py): the Hugging Face inference toolkit imports this
-module and calls its functions; the implementation is the installed transcription-benchmarks."""
-
-from transcription_benchmarks.serving.handlers.faster_whisper import (  # noqa: F401
-    input_fn,
-    model_fn,
-    output_fn,
-    predict_fn,
-)
