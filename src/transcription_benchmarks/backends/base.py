@@ -131,6 +131,9 @@ class Backend(ABC):
     """The BenchArgs option that sets its numeric precision (auto-tune searches it)."""
     supports_batching: bool = True
     """Whether `batch_size` means something to it (auto-tune searches batch sizes only then)."""
+    sequential_batch_size: int | None = None
+    """The batch_size that decodes one window at a time (batch invariance's baseline): None
+    where leaving batch_size unset does; an engine without an unbatched path sets 1."""
     cpu_precisions: tuple[str, ...] = ()
     """Precisions worth searching on a CPU (auto-tune's default), and on a GPU."""
     gpu_precisions: tuple[str, ...] = ()

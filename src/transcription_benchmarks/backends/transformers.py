@@ -82,6 +82,7 @@ class TransformersBackend(Backend):
     reads = frozenset({"dtype", "attn_implementation", "chunk_length_s", "generate_kwargs"})
     # The DLC's own transformers: pinned so pip never swaps it for another.
     container_requirements = ("transformers==4.51.3",)
+    sequential_batch_size = 1  # the pipeline has no unbatched path
     precision_option = "dtype"
     # CPU: fp16 is refused there and bf16 is emulated on most CPUs.
     cpu_precisions = ("fp32",)

@@ -22,7 +22,6 @@ from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.backends.base import LoadedModel
 from transcription_benchmarks.backends.registry import get_backend
 from transcription_benchmarks.errors import InvalidOptionError
-from transcription_benchmarks.models import resolve
 from transcription_benchmarks.serving import legacy
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.protocol import (
@@ -62,12 +61,15 @@ class Service:
     """In a model server's worker: a request past its hard deadline ends the process."""
 
 
-def load_service(model_dir: str | Path, config: ServingConfig, *, kill_on_timeout: bool = False):
+def load_service(
+    model_dir: str | Path, config: ServingConfig, *, kill_on_timeout: bool = False
+) -> Service:
+    """The model in `model_dir` (in the engine's format) loaded as `config` says."""
     backend = get_backend(config.backend)
     backend.check_installed()
-    model = resolve(str(Path(model_dir)), backend.model_format)
     options = {k: getattr(config, k) for k in LOAD_OPTIONS if k in backend.reads}
     args = BenchArgs(backend=config.backend, device=config.device, **options)
+    model = backend.resolve_model(str(Path(model_dir)), args)
     loaded = backend.load(model, args, backend.resolve_device(config.device))
     return Service(loaded, config, kill_on_timeout=kill_on_timeout)
 

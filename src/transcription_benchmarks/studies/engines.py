@@ -113,7 +113,7 @@ def batch_invariance(
         raise InvalidOptionError("no engine here decodes in batches")
     rows = []
     for engine in chosen:
-        alone = 1 if engine == "transformers" else None  # its pipeline has no unbatched path
+        alone = backend_class(engine).sequential_batch_size
         for test_file in test_files:
             sequential = _run(model, args, backend=engine, test_file=test_file, batch_size=alone)
             batched = _run(model, args, backend=engine, test_file=test_file, batch_size=batch_size)
