@@ -20,6 +20,9 @@ BenchResult (`tbench bench --json`, `BenchResult.save`, the `result` inside a ma
 
 Row (one line of a matrix results JSONL)
   1  2026-11  first version; its `result` carries its own BenchResult version.
+
+DatasetResult (`tbench dataset --out`, one JSON line per model x dataset run)
+  1  2026-12  first version.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from typing import Any, Literal
 
 from transcription_benchmarks.errors import BenchError
 
-Kind = Literal["BenchResult", "Row"]
+Kind = Literal["BenchResult", "Row", "DatasetResult"]
 
-CURRENT: dict[Kind, int] = {"BenchResult": 2, "Row": 1}
+CURRENT: dict[Kind, int] = {"BenchResult": 2, "Row": 1, "DatasetResult": 1}
 
 
 class FormatVersionError(BenchError):

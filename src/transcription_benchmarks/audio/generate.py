@@ -911,7 +911,7 @@ def _generate_into(
     reference = " ".join(s["text"] for s in sentences)
 
     flac_path = target / f"{stem}.flac"
-    _write_flac(flac_path, audio)
+    write_flac(flac_path, audio)
     (target / f"{stem}.txt").write_text(reference + "\n", encoding="utf-8")
     metadata = {
         "format": "transcription-benchmarks generated speech",
@@ -941,7 +941,7 @@ def _generate_into(
     (target / f"{stem}.json").write_text(json.dumps(metadata, indent=1) + "\n", encoding="utf-8")
 
 
-def _write_flac(path: Path, samples: np.ndarray) -> None:
+def write_flac(path: Path, samples: np.ndarray) -> None:
     """16-bit mono FLAC. `bitexact` keeps FFmpeg's version out of the vendor string and tags."""
     with av.open(str(path), mode="w", format="flac", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")

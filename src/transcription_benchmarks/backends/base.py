@@ -98,6 +98,12 @@ class LoadedModel(ABC):
         the transcript then carries `info` (pipeline, effective options). The model's state
         after the call is what it was before, whatever the request set."""
 
+    def transcribe_many(self, clips: list[np.ndarray]) -> list[Transcript]:
+        """Several clips (a dataset's utterances) with the load-time options, one transcript
+        each, in order. This default decodes them one after another; an engine that batches
+        across clips (batch_size set at load) overrides it."""
+        return [self.transcribe(clip) for clip in clips]
+
     def detect_language(self, audio: AudioInput, request: Any = None) -> LanguageGuess:
         """Language identification alone, where the engine offers it."""
         raise InvalidOptionError(

@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from transcription_benchmarks.args import BenchArgs
@@ -245,6 +246,44 @@ class FasterWhisperModel(LoadedModel):
             info=None if request is None else self._decoding_info(options, batched, info),
         )
 
+    def transcribe_many(self, clips: list[np.ndarray]) -> list[Transcript]:
+        """Batched (batch_size set): the clips laid end to end and handed to
+        BatchedInferencePipeline as explicit windows (clip_timestamps, one per clip, split at
+        30 s), so that windows of different clips share a batch; each segment goes back to the
+        clip its window came from. Sequential: one WhisperModel.transcribe per clip."""
+        if not self.batched or len(clips) < 2:
+            return [self.transcribe(clip) for clip in clips]
+        from transcription_benchmarks.audio import SAMPLE_RATE
+
+        starts = np.cumsum([0] + [len(c) for c in clips[:-1]]) / SAMPLE_RATE
+        windows, owner = [], []
+        for index, (clip, start) in enumerate(zip(clips, starts, strict=True)):
+            end = start + len(clip) / SAMPLE_RATE
+            edge = start
+            while edge < end:
+                windows.append({"start": float(edge), "end": float(min(edge + 30.0, end))})
+                owner.append(index)
+                edge += 30.0
+        options = {**self.options, "clip_timestamps": windows, "vad_filter": False}
+        with explain_cuda_library_errors():
+            segments, info = self.batched_pipeline.transcribe(np.concatenate(clips), **options)
+            found: list[list[Segment]] = [[] for _ in clips]
+            bounds = [(w["start"], w["end"]) for w in windows]
+            for segment in segments:
+                window = _window_of(segment.start, bounds)
+                offset = starts[owner[window]]
+                found[owner[window]].append(
+                    Segment(
+                        start=segment.start - offset, end=segment.end - offset, text=segment.text
+                    )
+                )
+        return [
+            Transcript(
+                segments=s, language=info.language, language_probability=info.language_probability
+            )
+            for s in found
+        ]
+
     def _request_options(
         self, request: FasterWhisperParams, duration_s: float
     ) -> tuple[dict[str, Any], bool]:
@@ -322,6 +361,16 @@ class FasterWhisperModel(LoadedModel):
         return LanguageGuess(
             language=language, probability=probability, all_probabilities=list(all_probs)
         )
+
+
+def _window_of(time_s: float, bounds: list[tuple[float, float]]) -> int:
+    """The window a segment starting at `time_s` came from (windows are consecutive, each at
+    least a second long). faster-whisper rounds segment times to the millisecond, so a
+    segment can start up to half a millisecond before its window: a 10 ms tolerance."""
+    import bisect
+
+    index = bisect.bisect_right([start for start, _ in bounds], time_s + 0.01) - 1
+    return max(index, 0)
 
 
 def _decoded_segment(segment: Any) -> DecodedSegment:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transcription_benchmarks.args import BenchArgs
@@ -256,14 +257,7 @@ class TransformersModel(TorchLoadedModel):
             generate_kwargs=generate_kwargs,
             **call_kwargs,
         )
-        segments = [
-            Segment(
-                start=chunk["timestamp"][0] or 0.0,
-                end=chunk["timestamp"][1] if chunk["timestamp"][1] is not None else duration,
-                text=chunk["text"],
-            )
-            for chunk in output.get("chunks", [])
-        ] or [Segment(start=0.0, end=duration, text=output["text"])]
+        segments = _segments(output, duration)
         if progress is not None:
             progress(duration)
         language = generate_kwargs.get("language") or (None if self.multilingual else "en")
@@ -274,6 +268,22 @@ class TransformersModel(TorchLoadedModel):
                 options={**request.model_dump(), "generate_kwargs": generate_kwargs},
             )
         return Transcript(segments=segments, language=language, info=info)
+
+    def transcribe_many(self, clips: list[np.ndarray]) -> list[Transcript]:
+        """The pipeline over the list of clips: with batch_size set it batches across clips
+        (and across a long clip's chunks) as its DataLoader fills batches."""
+        if self.call_kwargs.get("batch_size") is None or len(clips) < 2:
+            return [self.transcribe(clip) for clip in clips]
+        outputs = self.pipeline(
+            [{"raw": clip, "sampling_rate": SAMPLE_RATE} for clip in clips],
+            generate_kwargs=dict(self.generate_kwargs),
+            **self.call_kwargs,
+        )
+        language = self.generate_kwargs.get("language") or (None if self.multilingual else "en")
+        return [
+            Transcript(segments=_segments(output, len(clip) / SAMPLE_RATE), language=language)
+            for clip, output in zip(clips, outputs, strict=True)
+        ]
 
     def _request_kwargs(self, request: TransformersParams) -> tuple[dict[str, Any], dict[str, Any]]:
         """A request's generate() keywords and pipeline call; English-only checkpoints take no
@@ -305,6 +315,18 @@ class TransformersModel(TorchLoadedModel):
         if request.chunk_length_s is not None:
             call["chunk_length_s"] = request.chunk_length_s
         return kwargs, call
+
+
+def _segments(output: dict[str, Any], duration: float) -> list[Segment]:
+    """The pipeline's chunks as segments; an open end is the clip's end."""
+    return [
+        Segment(
+            start=chunk["timestamp"][0] or 0.0,
+            end=chunk["timestamp"][1] if chunk["timestamp"][1] is not None else duration,
+            text=chunk["text"],
+        )
+        for chunk in output.get("chunks", [])
+    ] or [Segment(start=0.0, end=duration, text=output["text"])]
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

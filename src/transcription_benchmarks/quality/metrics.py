@@ -41,6 +41,18 @@ class ErrorRates(BaseModel):
     normalizer: str = Field(description="normaliser name, library version and rules version")
 
 
+class CorpusErrorRates(ErrorRates):
+    """Error rates over many utterances: errors summed over all of them, divided by all their
+    reference words (or characters), not an average of per-utterance rates."""
+
+    utterances: int
+    char_errors: int
+    reference_chars: int
+    kaldialign_wer: float | None = Field(
+        None, description="the same word errors counted by kaldialign, as a cross-check"
+    )
+
+
 class Repetition(BaseModel):
     compression_ratio: float = Field(description="zlib ratio of the text, as Whisper computes it")
     looping: bool = Field(description=f"compression ratio above {LOOPING_COMPRESSION_RATIO}")
@@ -92,6 +104,50 @@ def error_rates(hypothesis: str, reference: str, language: str | None = "en") ->
         reference_words=words.hits + words.substitutions + words.deletions,
         normalizer=normalizer_version(language),
     )
+
+
+def corpus_error_rates(
+    hypotheses: list[str], references: list[str], language: str | None = "en"
+) -> CorpusErrorRates:
+    """WER and CER of a dataset the way the Open ASR Leaderboard computes them: every text
+    normalised, then the edit operations of all utterances summed (jiwer over the lists), with
+    kaldialign (the leaderboard's aligner) counting the word errors again as a cross-check."""
+    import jiwer
+
+    refs = [normalize(r, language) for r in references]
+    hyps = [normalize(h, language) for h in hypotheses]
+    if not refs or any(not r.split() for r in refs):
+        raise ValueError("a reference transcript is empty after normalisation")
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    reference_words = words.hits + words.substitutions + words.deletions
+    char_errors = chars.substitutions + chars.deletions + chars.insertions
+    return CorpusErrorRates(
+        wer=words.wer,
+        cer=chars.cer,
+        substitutions=words.substitutions,
+        deletions=words.deletions,
+        insertions=words.insertions,
+        hits=words.hits,
+        reference_words=reference_words,
+        normalizer=normalizer_version(language),
+        utterances=len(refs),
+        char_errors=char_errors,
+        reference_chars=chars.hits + chars.substitutions + chars.deletions,
+        kaldialign_wer=_kaldialign_wer(refs, hyps, reference_words),
+    )
+
+
+def _kaldialign_wer(refs: list[str], hyps: list[str], reference_words: int) -> float | None:
+    try:
+        import kaldialign
+    except ImportError:
+        return None
+    errors = sum(
+        kaldialign.edit_distance(r.split(), h.split())["total"]
+        for r, h in zip(refs, hyps, strict=True)
+    )
+    return errors / reference_words
 
 
 class Divergence(BaseModel):
