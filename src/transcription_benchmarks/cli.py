@@ -243,6 +243,80 @@ def _progress() -> Progress:
     )
 
 
+@app.command("dataset")
+def dataset_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="generated[:N], shared, a folder, a .jsonl manifest, a saved HF dataset, "
+            "or hf:NAME[:CONFIG]:SPLIT"
+        ),
+    ] = "generated",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="hub id, local dir, packaged id, synthetic:")
+    ] = DEFAULT_MODEL,
+    backend: Annotated[BackendName | None, typer.Option(help="default: by model format")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    batch_size: Annotated[
+        int | None, typer.Option(help="batch across utterances (default: sequential)")
+    ] = None,
+    beam_size: Annotated[int | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option()] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="any other BenchArgs option as KEY=VALUE (repeatable)"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many utterances")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0, help="stop before this much audio")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="append the result to this JSONL file")
+    ] = None,
+) -> None:
+    """Transcribe a dataset of utterances and print the leaderboard-style row: corpus WER and
+    CER (errors summed over utterances), RTFx (audio seconds / transcription seconds), memory."""
+    from transcription_benchmarks.datasets import run_dataset
+    from transcription_benchmarks.report.datasets import dataset_table
+
+    given = {
+        k: v
+        for k, v in {
+            "backend": backend,
+            "device": device,
+            "batch_size": batch_size,
+            "beam_size": beam_size,
+            "language": language,
+        }.items()
+        if v != getattr(BenchArgs(), k)
+    }
+    extra = _key_values(option or [], "--option")
+    if both := sorted(set(given) & set(extra)):
+        raise InvalidOptionError(f"set {', '.join(both)} by its flag or by --option, not both")
+    args = BenchArgs.build(**given, **extra)
+    check_writable(out, "--out")
+    with (
+        errors.status(f"transcribing {source} with {model}"),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        result = run_dataset(
+            model,
+            source,
+            args,
+            limit=limit,
+            max_duration_s=max_minutes * 60 if max_minutes is not None else None,
+        )
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    console.print(dataset_table([result]), highlight=False, markup=False)
+    console.print(result.stats_line(), highlight=False, markup=False)
+    if out is not None:
+        result.save(out)
+        errors.print(f"result appended to {out}")
+
+
 @app.command("generate-audio")
 def generate_audio_command(
     minutes: Annotated[float, typer.Option(help="length; 60, 180 for the long-form files")] = 1.0,
@@ -266,7 +340,11 @@ def generate_audio_command(
 @app.command("report")
 def report_command(
     results: Annotated[
-        Path, typer.Argument(help="a matrix run's JSONL file, or tbench parity's --json file")
+        Path,
+        typer.Argument(
+            help="a results JSONL file (tbench matrix, tbench dataset --out), or tbench "
+            "parity's --json file"
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the outputs")] = Path(
         "report"
@@ -278,10 +356,14 @@ def report_command(
     region: Annotated[
         str | None, typer.Option(help="price region (default: AWS_REGION or us-east-1)")
     ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="an earlier results file to compare with in report.html")
+    ] = None,
 ) -> None:
-    """Write report.md, report.json and PNG plots from a results file; print the table.
-    Rows from several hosts (a bench-remote run) also get a column group per instance type.
-    A parity verdicts file (tbench parity --json) gets its tables in report.md."""
+    """Write report.md, report.json, PNG plots and report.html (one self-contained page) from
+    a results file (matrix rows and/or dataset results); print the Markdown. Rows from several
+    hosts (a bench-remote run) also get a column group per instance type. A parity verdicts
+    file (tbench parity --json) gets its tables in report.md."""
     from transcription_benchmarks.report import write_report
     from transcription_benchmarks.report.parity import is_parity_file, write_parity_report
     from transcription_benchmarks.report.prices import load_prices
@@ -291,7 +373,9 @@ def report_command(
         if is_parity_file(results):
             paths = write_parity_report(results, out)
         else:
-            paths = write_report(results, out, prices=load_prices(prices), region=region)
+            paths = write_report(
+                results, out, prices=load_prices(prices), region=region, baseline=baseline
+            )
     for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
         errors.print(f"[yellow]warning:[/] {message}", highlight=False)
     console.print(paths[0].read_text(), highlight=False, markup=False)  # report.md
@@ -342,7 +426,11 @@ def compare_command(
 @app.command("check")
 def check_command(
     results: Annotated[
-        Path, typer.Argument(help="a matrix run's JSONL file, or tbench parity's --json file")
+        Path,
+        typer.Argument(
+            help="a results JSONL file (tbench matrix, tbench dataset --out), or tbench "
+            "parity's --json file"
+        ),
     ],
     thresholds: Annotated[Path, typer.Option(help="TOML limits")],
 ) -> None:

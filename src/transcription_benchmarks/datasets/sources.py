@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,11 +249,12 @@ def open_dataset(spec: str) -> Dataset:
         count = spec.partition(":")[2]
         if count and not count.isdigit():
             raise DatasetError(f"generated:N takes a number of utterances, got {count!r}")
-        return folder_dataset(generated_dataset(int(count) if count else 100))
+        number = int(count) if count else 100
+        return replace(folder_dataset(generated_dataset(number)), name=f"generated-{number}")
     if spec == "shared":
         from transcription_benchmarks.datasets.generated import shared_clips
 
-        return manifest_dataset(shared_clips())
+        return replace(manifest_dataset(shared_clips()), name="shared")
     if spec.startswith("hf:"):
         parts = spec[3:].split(":")
         if len(parts) == 2:

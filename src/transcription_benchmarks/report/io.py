@@ -1,12 +1,38 @@
-"""Reading a matrix JSONL file and writing every report output from it."""
+"""Reading a results JSONL file and writing every report output from it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from transcription_benchmarks.matrix.rows import Results
+from transcription_benchmarks.datasets.result import DatasetResult
+from transcription_benchmarks.matrix.rows import Results, ResultsFileError, Row
 from transcription_benchmarks.report.prices import PriceTable
+
+
+def read_results(path: str | Path) -> tuple[Results, list[DatasetResult]]:
+    """A results JSONL file's matrix rows and dataset results (`tbench dataset --out`), told
+    apart by the dataset result's `kind`; a file may hold both."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read {path}: {exc}") from exc
+    if not any('"kind":"dataset"' in line.replace(" ", "") for line in lines):
+        return Results.read(path), []  # a matrix file, read with its torn-tail handling
+    rows, datasets = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            kind = json.loads(line).get("kind")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ResultsFileError(f"{path} line {number} is not a JSON object: {exc}") from None
+        if kind == "dataset":
+            datasets.append(DatasetResult.model_validate_json(line))
+        else:
+            rows.append(Row.model_validate_json(line))
+    return Results(rows, source=str(path)), datasets
 
 
 def write_report(
@@ -15,9 +41,12 @@ def write_report(
     *,
     prices: PriceTable | None = None,
     region: str | None = None,
+    baseline: str | Path | None = None,
 ) -> list[Path]:
-    """Read `jsonl`, write report.md, report.json and the PNG plots into `out_dir`, from its
-    current rows (rows.Results; superseded ones are counted in report.md, not shown).
+    """Read `jsonl`, write report.md, report.json, the PNG plots and report.html (one
+    self-contained page; compared against `baseline` when given) into `out_dir`, from its
+    current rows (rows.Results; superseded ones are counted in report.md, not shown) and its
+    dataset results.
 
     Results from more than one host (a merged remote run) also get the side-by-side table in
     report.md (priced with `prices` in `region` where it knows the instance type) and one plot
@@ -27,15 +56,21 @@ def write_report(
         side_by_side_table,
         write_instance_plots,
     )
+    from transcription_benchmarks.report.datasets import dataset_table, write_dataset_plots
+    from transcription_benchmarks.report.html import write_html_report
     from transcription_benchmarks.report.plots import write_plots
     from transcription_benchmarks.report.table import json_report, markdown_table
 
     jsonl, out_dir = Path(jsonl), Path(out_dir)
-    results = Results.read(jsonl)
+    results, datasets = read_results(jsonl)
     rows = results.current
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "report.md"
-    text = f"# Benchmark report: {jsonl.name}\n\n{markdown_table(rows)}"
+    text = f"# Benchmark report: {jsonl.name}\n\n"
+    if datasets:
+        text += f"## Datasets\n\n{dataset_table(datasets)}\n"
+    if rows or not datasets:
+        text += markdown_table(rows)
     if results.superseded:
         text += (
             f"\n{results.superseded} earlier row(s) of the same matrix, cell and host, "
@@ -48,8 +83,27 @@ def write_report(
     summary = out_dir / "report.json"
     report = json_report(rows)
     report["source"] = str(jsonl)
+    if datasets:
+        report["datasets"] = [
+            {
+                "model": d.model.requested,
+                "backend": d.backend,
+                "dataset": d.dataset.name,
+                "batch_size": d.batch_size,
+                "utterances": d.dataset.utterances,
+                "audio_s": d.dataset.audio_s,
+                "wer": d.score.wer,
+                "cer": d.score.cer,
+                "rtfx": d.rtfx,
+                "peak_gpu_mb": d.memory.peak_gpu_mb,
+                "peak_rss_mb": d.memory.peak_rss_mb,
+                "synthetic": d.model.synthetic,
+            }
+            for d in datasets
+        ]
     summary.write_text(json.dumps(report, indent=2) + "\n")
-    plots = write_plots(rows, out_dir)
+    plots = write_plots(rows, out_dir) + write_dataset_plots(datasets, out_dir)
     if several:
         plots += write_instance_plots(rows, out_dir)
-    return [markdown, summary, *plots]
+    page = write_html_report([jsonl], out_dir / "report.html", baseline=baseline)
+    return [markdown, summary, *plots, page]

@@ -16,7 +16,7 @@ def _point_label(row: Row) -> str:
     return f"{model_name(row)}\n{config_label(row)} · {test_file_name(row)}"
 
 
-def _scatter(
+def scatter_plot(
     points: list[tuple[float, float, str]],
     *,
     xlabel: str,
@@ -24,6 +24,7 @@ def _scatter(
     title: str,
     path: Path,
     min_xmax: float | None = None,
+    front: list[tuple[float, float]] | None = None,
 ) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -34,6 +35,20 @@ def _scatter(
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     axes.scatter(xs, ys, s=45, color="tab:blue", zorder=3)
+    if front:
+        ordered = sorted(front)
+        axes.plot(
+            [x for x, _ in ordered],
+            [y for _, y in ordered],
+            color="tab:orange",
+            linewidth=1.5,
+            marker="o",
+            markersize=11,
+            markerfacecolor="none",
+            zorder=2,
+            label="Pareto front",
+        )
+        axes.legend(loc="upper right")
     for index, (x, y, label) in enumerate(points):
         # Alternate offsets so points at the same spot do not print over each other.
         dy = 8 if index % 2 == 0 else -22
@@ -78,7 +93,7 @@ def write_plots(rows: list[Row], directory: Path) -> list[Path]:
         title = "Speed vs peak host memory (CPU run)"
     if points:
         written.append(
-            _scatter(
+            scatter_plot(
                 points,
                 xlabel=xlabel,
                 ylabel="Speed (x real time)",
@@ -90,7 +105,7 @@ def write_plots(rows: list[Row], directory: Path) -> list[Path]:
     scored = [r for r in ran if r.result.wer is not None]
     if scored:
         written.append(
-            _scatter(
+            scatter_plot(
                 [(r.result.wer * 100, r.result.speed, _point_label(r)) for r in scored],
                 xlabel="WER (%)",
                 ylabel="Speed (x real time)",

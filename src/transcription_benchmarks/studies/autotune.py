@@ -402,21 +402,12 @@ def _fastest(probes: list[Probe]) -> Probe | None:
 
 def pareto_front(probes: list[Probe], budget: Budget) -> list[Probe]:
     """Probes that fit and that no other fitting probe beats on one of speed, peak memory and
-    WER while being at least as good on the other two; fastest first. Hand-written: three
-    objectives over a few dozen points need no library."""
+    WER while being at least as good on the other two; fastest first."""
+    from transcription_benchmarks.report.pareto import non_dominated
 
     def objectives(probe: Probe) -> tuple[float, float, float]:
         peak = budget.peak_mb(probe.row)
         return (-(probe.speed or 0.0), peak or 0.0, probe.wer if probe.wer is not None else 0.0)
 
     fitting = [p for p in probes if p.ok and budget.holds(p.row)]
-    front = [
-        p
-        for p in fitting
-        if not any(
-            all(a <= b for a, b in zip(objectives(q), objectives(p), strict=True))
-            and objectives(q) != objectives(p)
-            for q in fitting
-        )
-    ]
-    return sorted(front, key=_fastest_first)
+    return sorted(non_dominated(fitting, objectives), key=_fastest_first)
