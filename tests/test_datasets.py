@@ -259,3 +259,39 @@ def _check_in_chromium(page_path: Path, screenshot: Path) -> None:
     assert {"Datasets", "Environment"} <= set(headings)
     assert any(h.startswith("Against ") for h in headings)
     assert screenshot.stat().st_size > 20_000
+
+
+def test_a_dataset_cell_runs_in_a_matrix_and_reports_apart(generated, tmp_path):
+    from transcription_benchmarks.matrix.rows import Results
+    from transcription_benchmarks.matrix.runner import run_cell
+    from transcription_benchmarks.matrix.spec import parse_matrix
+    from transcription_benchmarks.report import compare, write_report
+
+    spec = parse_matrix(
+        {
+            "name": "datasets",
+            "defaults": {"device": "cpu", "beam_size": 1},
+            "cells": [
+                {"model": PACKAGED_ID, "dataset": str(generated), "dataset_limit": 4},
+                {"model": PACKAGED_ID, "test_file": "jfk.flac", "repeats": 1},
+            ],
+        }
+    )
+    dataset_cell, bench_cell = spec.cells
+    assert dataset_cell.dataset == str(generated) and dataset_cell.id != bench_cell.id
+    with pytest.raises(Exception, match="dataset_limit must be a positive whole number"):
+        parse_matrix({"name": "x", "cells": [{"model": PACKAGED_ID, "dataset_limit": 3}]})
+    out = tmp_path / "rows.jsonl"
+    for cell in spec.cells:
+        row = run_cell("datasets", cell)
+        out.open("a").write(row.model_dump_json() + "\n")
+    results = Results.read(out)
+    [dataset_row] = [r for r in results.current if r.cell.dataset]
+    assert dataset_row.status == "ok" and dataset_row.result is None
+    assert dataset_row.dataset_result.dataset.utterances == 4
+    assert [r.cell.test_file for r in results.bench_rows] == ["jfk.flac"]
+    assert compare(results, results).cells  # compare reads the bench cell only
+    paths = write_report(out, tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "## Datasets" in markdown and "| jfk.flac |" in markdown
+    assert {p.name for p in paths} >= {"report.html", "wer_vs_rtfx.png", "report.md"}

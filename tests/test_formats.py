@@ -225,3 +225,16 @@ def test_results_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
     assert encoding == "ANSI_X3.4-1968"  # the locale really was ASCII there
     assert "¿" in punctuation
     assert "¿".encode() in out.read_bytes()  # stored as UTF-8, not escaped or re-encoded
+
+
+def test_a_version_1_dataset_result_loads_and_rescores() -> None:
+    from transcription_benchmarks.datasets import DatasetResult
+
+    frozen = FROZEN / "dataset-result-v1.json"
+    stored = json.loads(frozen.read_text())
+    assert stored["schema_version"] == 1 and stored["kind"] == "dataset"
+    result = DatasetResult.model_validate_json(frozen.read_text())
+    assert result.schema_version == CURRENT["DatasetResult"]
+    assert result.rtfx == pytest.approx(stored["dataset"]["audio_s"] / stored["transcribe_s"])
+    assert [u.id for u in result.utterances] == ["jfk", "short"]
+    assert result.rescore().wer == pytest.approx(stored["score"]["wer"])

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from transcription_benchmarks.datasets.result import DatasetResult
 from transcription_benchmarks.errors import (
     BenchError,
     InvalidOptionError,
@@ -46,11 +47,18 @@ class Cell(BaseModel):
         None, description="model to run when `model`'s weights cannot be had (synthetic:<arch>)"
     )
     timeout_s: float | None = None
+    dataset: str | None = Field(
+        None, description="a dataset cell: what open_dataset takes; run_dataset instead of bench"
+    )
+    dataset_limit: int | None = Field(None, ge=1, description="at most this many utterances")
 
     @property
     def id(self) -> str:
         """Stable across runs: what resume and compare match cells by."""
-        key = json.dumps({"model": self.model, "args": self.args}, sort_keys=True)
+        identity: dict[str, Any] = {"model": self.model, "args": self.args}
+        if self.dataset is not None:  # bench cells keep the ids they always had
+            identity.update(dataset=self.dataset, dataset_limit=self.dataset_limit)
+        key = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
     @property
@@ -68,6 +76,9 @@ class Row(BaseModel):
     ran_model: str | None = Field(None, description="the model that ran (fallback included)")
     synthetic_fallback: bool = False
     result: BenchResult | None = None
+    dataset_result: DatasetResult | None = Field(
+        None, description="a dataset cell's result (its `result` stays None)"
+    )
     wall_s: float | None = Field(None, description="the cell's subprocess, start to exit")
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     host: str | None = Field(None, description="where it ran (hostname or instance type)")
@@ -279,10 +290,20 @@ class Results:
             )
         return Results([row for row in self.rows if row.host == host], self.source)
 
+    @property
+    def bench_rows(self) -> list[Row]:
+        """The current rows of bench cells: what the matrix table, compare and check read."""
+        return [row for row in self._current if row.cell.dataset is None]
+
+    @property
+    def dataset_results(self) -> list[DatasetResult]:
+        """The results of the current dataset cells that ran."""
+        return [row.dataset_result for row in self._current if row.dataset_result is not None]
+
     def by_cell(self, option: str = "--host") -> dict[str, Row]:
-        """The current row of each cell, for comparing cell by cell. Rows of several hosts, or
-        a cell under two matrix names, have no one row per cell: that is an error saying how to
-        choose, never a silent pick."""
+        """The current row of each bench cell, for comparing cell by cell (dataset cells are
+        compared in the HTML report). Rows of several hosts, or a cell under two matrix names,
+        have no one row per cell: that is an error saying how to choose, never a silent pick."""
         if len(self.hosts) > 1:
             raise ResultsFileError(
                 f"{self.source} holds rows from {len(self.hosts)} hosts ("
@@ -290,7 +311,7 @@ class Results:
                 + f"): choose one with {option}"
             )
         cells: dict[str, Row] = {}
-        for row in self._current:
+        for row in self.bench_rows:
             if (other := cells.get(row.cell_id)) is not None:
                 raise ResultsFileError(
                     f"{self.source}: cell {row.cell_id} ({row.cell.model}) has rows in matrices "

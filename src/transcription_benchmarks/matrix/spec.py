@@ -35,6 +35,10 @@ need not be installed). Two special forms:
 - `model = "python:package.module:function"`: the worker calls `function(**options)` instead of
   `bench()`; it returns a BenchResult or raises. The extension point for your own transcriber;
   its options are the function's business and are not checked against BenchArgs.
+- `dataset = "generated:20"` in a `[[cells]]` entry (with an optional `dataset_limit`): a dataset
+  cell. The worker calls `run_dataset()` on it (what `tbench dataset` takes: a folder, a
+  manifest, a saved HF dataset, generated[:N], shared) instead of `bench()` on a test file; the
+  row carries a DatasetResult, which reports show in their dataset table.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ EXTERNAL_BACKENDS: dict[str, str] = {"nemo": "NeMo"}
 """Backends a matrix may name that this harness cannot run: their cells become "unavailable"."""
 
 TOP_KEYS = {"name", "description", "defaults", "cells", "grid"}
-CELL_KEYS = {"model", "label", "fallback", "timeout_s"}
+CELL_KEYS = {"model", "label", "fallback", "timeout_s", "dataset", "dataset_limit"}
 GRID_KEYS = {"models", "test_files", "configs", "label", "fallback", "timeout_s"}
 ARG_KEYS = set(BenchArgs.model_fields)
 
@@ -197,12 +201,24 @@ def _build_cell(fields: dict[str, Any], fail) -> Cell:
             BenchArgs.build(**checked)
         except BenchError as exc:
             raise fail(str(exc)) from None
+    dataset = fields.get("dataset")
+    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+        raise fail("'dataset' must be what `tbench dataset` takes, e.g. 'generated:20'")
+    limit = fields.get("dataset_limit")
+    if limit is not None and (
+        dataset is None or isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+    ):
+        raise fail(
+            f"dataset_limit must be a positive whole number on a dataset cell, got {limit!r}"
+        )
     return Cell(
         model=model.strip(),
         args=args,
         label=label or describe_args(args),
         fallback=fallback,
         timeout_s=float(timeout) if timeout is not None else None,
+        dataset=dataset,
+        dataset_limit=limit,
     )
 
 

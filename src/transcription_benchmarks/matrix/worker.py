@@ -43,6 +43,10 @@ def run_in_process(matrix: str, cell: Cell) -> Row:
     """Run one cell in this process and return its row; exceptions become error rows."""
     row = Row(matrix=matrix, cell_id=cell.id, cell=cell, status="ok", host=socket.gethostname())
     try:
+        if cell.dataset is not None:
+            row.dataset_result = _run_dataset(cell)
+            row.ran_model = cell.model
+            return row
         try:
             row.result = _run_model(cell.model, cell)
             row.ran_model = cell.model
@@ -60,7 +64,16 @@ def run_in_process(matrix: str, cell: Cell) -> Row:
         row.status = classify_exception(exc)
         row.reason = describe_exception(exc)
         row.result = None
+        row.dataset_result = None
     return row
+
+
+def _run_dataset(cell: Cell):
+    from transcription_benchmarks.args import BenchArgs
+    from transcription_benchmarks.datasets import run_dataset
+
+    args = {k: v for k, v in cell.args.items() if k not in ("test_file", "warmup", "repeats")}
+    return run_dataset(cell.model, cell.dataset, BenchArgs.build(**args), limit=cell.dataset_limit)
 
 
 def _run_model(model: str, cell: Cell) -> BenchResult:

@@ -51,8 +51,8 @@ def write_html_report(
     results: list[DatasetResult] = []
     for path in paths:
         more_rows, more_results = read_results(path)
-        rows += more_rows.current
-        results += more_results
+        rows += more_rows.bench_rows
+        results += more_results + more_rows.dataset_results
     sections = [
         f"<h1>Transcription benchmark report</h1><p class='note'>{_e(', '.join(map(str, paths)))}"
         f" · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>"
@@ -165,7 +165,8 @@ def _comparison_section(baseline: str | Path, rows: list[Row], results: list[Dat
     from transcription_benchmarks.report.compare import compare, format_comparison
 
     base, base_results = read_results(baseline)
-    base_rows = base.current
+    base_rows = base.bench_rows
+    base_results = base_results + base.dataset_results
     parts = [f"<h2>Against {_e(Path(baseline).name)}</h2>"]
     if rows and base_rows:
         comparison = compare(base_rows, rows)

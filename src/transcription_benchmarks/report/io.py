@@ -63,7 +63,8 @@ def write_report(
 
     jsonl, out_dir = Path(jsonl), Path(out_dir)
     results, datasets = read_results(jsonl)
-    rows = results.current
+    rows = results.bench_rows
+    datasets = datasets + results.dataset_results  # dataset cells of a matrix
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "report.md"
     text = f"# Benchmark report: {jsonl.name}\n\n"
