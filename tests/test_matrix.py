@@ -133,8 +133,10 @@ def test_grid_expands_models_configs_files_with_defaults(tmp_path):
 def test_builtin_cpu_suite():
     matrix = load_matrix(builtin_matrix("cpu"))
     assert matrix.name == "cpu"
-    assert len(matrix.cells) == 14  # 3 faster-whisper configs x 4 files + transformers x 2
-    assert {c.test_file for c in matrix.cells} == {
+    assert len(matrix.cells) == 15  # 3 faster-whisper configs x 4 files + transformers x 2
+    [dataset] = [c for c in matrix.cells if c.dataset is not None]  # + one dataset row
+    assert (dataset.dataset, dataset.args["batch_size"]) == ("generated:20", 8)
+    assert {c.test_file for c in matrix.cells if c.dataset is None} == {
         "jfk.flac",
         "short.flac",
         "1min.flac",

@@ -164,7 +164,13 @@ def test_write_report(jsonl: Path, tmp_path: Path, rows: list[Row]):
     out = tmp_path / "out"
     paths = write_report(jsonl, out)
     names = {p.name for p in paths}
-    assert names == {"report.md", "report.json", "speed_vs_memory.png", "speed_vs_wer.png"}
+    assert names == {
+        "report.md",
+        "report.json",
+        "speed_vs_memory.png",
+        "speed_vs_wer.png",
+        "report.html",
+    }
     assert "| Model | Speed | Peak VRAM |" in (out / "report.md").read_text()
     assert len(json.loads((out / "report.json").read_text())["rows"]) == len(rows)
     for png in out.glob("*.png"):

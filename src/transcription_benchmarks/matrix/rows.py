@@ -63,6 +63,9 @@ class Cell(BaseModel):
 
     @property
     def test_file(self) -> str:
+        """The audio the cell runs on: its test file, or its dataset."""
+        if self.dataset is not None:
+            return self.dataset
         return str(self.args.get("test_file", "short.flac"))
 
 
