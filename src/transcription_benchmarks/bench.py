@@ -116,14 +116,7 @@ def bench(
         warnings.warn(unstable, UnstableBenchmarkWarning, stacklevel=2)
     return BenchResult(
         backend=backend_name,
-        model=ModelInfo(
-            requested=model,
-            path=str(resolved.path),
-            format=resolved.format,
-            source=resolved.source,
-            synthetic=resolved.synthetic,
-            converted_from=resolved.converted_from,
-        ),
+        model=ModelInfo.of(model, resolved),
         test_file=args.test_file,
         audio_path=str(audio.path),
         audio_duration_s=audio.duration_s,

@@ -17,6 +17,7 @@ from transcription_benchmarks.formats import CURRENT, upgrade
 from transcription_benchmarks.measure.environment import Environment
 from transcription_benchmarks.measure.memory import MemoryStats
 from transcription_benchmarks.measure.timer import Stats
+from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.quality.metrics import Quality
 from transcription_benchmarks.transcript import Transcript
 
@@ -30,6 +31,17 @@ class ModelInfo(BaseModel):
     source: str = Field(description="hub, local, packaged or synthetic")
     synthetic: bool = False
     converted_from: str | None = Field(None, description="format converted from, when converted")
+
+    @classmethod
+    def of(cls, requested: str, resolved: ResolvedModel) -> ModelInfo:
+        return cls(
+            requested=requested,
+            path=str(resolved.path),
+            format=resolved.format,
+            source=resolved.source,
+            synthetic=resolved.synthetic,
+            converted_from=resolved.converted_from,
+        )
 
 
 class BenchResult(BaseModel):

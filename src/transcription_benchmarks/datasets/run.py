@@ -98,14 +98,7 @@ def run_dataset(
     rows = [by_id[u.utterance.id] for u in utterances]  # the dataset's order
     return DatasetResult(
         backend=backend_name,
-        model=ModelInfo(
-            requested=model,
-            path=str(resolved.path),
-            format=resolved.format,
-            source=resolved.source,
-            synthetic=resolved.synthetic,
-            converted_from=resolved.converted_from,
-        ),
+        model=ModelInfo.of(model, resolved),
         dataset=DatasetInfo(
             name=source.name,
             kind=source.kind,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -92,18 +93,26 @@ def error_rates(hypothesis: str, reference: str, language: str | None = "en") ->
     ref, hyp = normalize(reference, language), normalize(hypothesis, language)
     if not ref.split():
         raise ValueError("reference transcript is empty after normalisation")
-    words = jiwer.process_words(ref, hyp)
-    chars = jiwer.process_characters(ref, hyp)
-    return ErrorRates(
-        wer=words.wer,
-        cer=chars.cer,
-        substitutions=words.substitutions,
-        deletions=words.deletions,
-        insertions=words.insertions,
-        hits=words.hits,
-        reference_words=words.hits + words.substitutions + words.deletions,
-        normalizer=normalizer_version(language),
-    )
+    return ErrorRates(**_counts(jiwer.process_words(ref, hyp), language), cer=_cer(ref, hyp))
+
+
+def _counts(words: Any, language: str | None) -> dict[str, Any]:
+    """ErrorRates' word fields from jiwer's word alignment (of one pair or of lists)."""
+    return {
+        "wer": words.wer,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
+        "hits": words.hits,
+        "reference_words": words.hits + words.substitutions + words.deletions,
+        "normalizer": normalizer_version(language),
+    }
+
+
+def _cer(ref: str | list[str], hyp: str | list[str]) -> float:
+    import jiwer
+
+    return jiwer.process_characters(ref, hyp).cer
 
 
 def corpus_error_rates(
@@ -118,23 +127,15 @@ def corpus_error_rates(
     hyps = [normalize(h, language) for h in hypotheses]
     if not refs or any(not r.split() for r in refs):
         raise ValueError("a reference transcript is empty after normalisation")
-    words = jiwer.process_words(refs, hyps)
+    counts = _counts(jiwer.process_words(refs, hyps), language)
     chars = jiwer.process_characters(refs, hyps)
-    reference_words = words.hits + words.substitutions + words.deletions
-    char_errors = chars.substitutions + chars.deletions + chars.insertions
     return CorpusErrorRates(
-        wer=words.wer,
+        **counts,
         cer=chars.cer,
-        substitutions=words.substitutions,
-        deletions=words.deletions,
-        insertions=words.insertions,
-        hits=words.hits,
-        reference_words=reference_words,
-        normalizer=normalizer_version(language),
         utterances=len(refs),
-        char_errors=char_errors,
+        char_errors=chars.substitutions + chars.deletions + chars.insertions,
         reference_chars=chars.hits + chars.substitutions + chars.deletions,
-        kaldialign_wer=_kaldialign_wer(refs, hyps, reference_words),
+        kaldialign_wer=_kaldialign_wer(refs, hyps, counts["reference_words"]),
     )
 
 
