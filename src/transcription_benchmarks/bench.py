@@ -16,6 +16,7 @@ from collections.abc import Callable
 from transcription_benchmarks.args import DEFAULT_MODEL, BenchArgs
 from transcription_benchmarks.audio import find_test_audio, probe_audio
 from transcription_benchmarks.backends import backend_for_format, get_backend, ignored_options
+from transcription_benchmarks.backends.base import Backend
 from transcription_benchmarks.measure.energy import EnergyMeter
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
@@ -39,6 +40,19 @@ class UnstableBenchmarkWarning(UserWarning):
 RunProgress = Callable[[int, int, float, float], None]
 
 
+def choose_backend(model: str, args: BenchArgs) -> tuple[str, Backend, list[str]]:
+    """The engine a run uses (args.backend, else the one that reads the model's format),
+    installed, and the notes for the result: options it ignores, also warned about."""
+    backend_name = args.backend or backend_for_format(guess_format(model))
+    backend = get_backend(backend_name)
+    backend.check_installed()
+    notes: list[str] = []
+    if ignored := ignored_options(args, backend_name):
+        notes.append(f"{backend_name} ignores option(s): {', '.join(ignored)}")
+        warnings.warn(notes[-1], IgnoredOptionWarning, stacklevel=3)
+    return backend_name, backend, notes
+
+
 def bench(
     model: str = DEFAULT_MODEL,
     args: BenchArgs | None = None,
@@ -50,13 +64,7 @@ def bench(
 
     Every run's text is hashed into the result; `keep_run_texts` keeps the texts too."""
     args = args or BenchArgs()
-    backend_name = args.backend or backend_for_format(guess_format(model))
-    backend = get_backend(backend_name)
-    backend.check_installed()
-    notes: list[str] = []
-    if ignored := ignored_options(args, backend_name):
-        notes.append(f"{backend_name} ignores option(s): {', '.join(ignored)}")
-        warnings.warn(notes[-1], IgnoredOptionWarning, stacklevel=2)
+    backend_name, backend, notes = choose_backend(model, args)
     audio = probe_audio(find_test_audio(args.test_file))
     reference = load_reference(args.reference_file, audio.path)
     backend.validate(args, audio)

@@ -15,12 +15,11 @@ the dataset's order and give per-utterance latency percentiles.
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import AudioInfo
-from transcription_benchmarks.backends import backend_for_format, get_backend, ignored_options
+from transcription_benchmarks.bench import choose_backend
 from transcription_benchmarks.datasets.result import (
     DatasetInfo,
     DatasetResult,
@@ -30,7 +29,6 @@ from transcription_benchmarks.datasets.result import (
 from transcription_benchmarks.datasets.sources import Dataset, DecodedUtterance, open_dataset
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
-from transcription_benchmarks.models import guess_format
 from transcription_benchmarks.quality.metrics import corpus_error_rates, error_rates
 from transcription_benchmarks.result import ModelInfo
 
@@ -48,13 +46,7 @@ def run_dataset(
     warmup and repeats do not apply: the first batch is the warm-up)."""
     args = args or BenchArgs()
     source = open_dataset(dataset) if isinstance(dataset, str) else dataset
-    backend_name = args.backend or backend_for_format(guess_format(model))
-    backend = get_backend(backend_name)
-    backend.check_installed()
-    notes: list[str] = []
-    if ignored := ignored_options(args, backend_name):
-        notes.append(f"{backend_name} ignores option(s): {', '.join(ignored)}")
-        warnings.warn(notes[-1], UserWarning, stacklevel=2)
+    backend_name, backend, notes = choose_backend(model, args)
 
     started = time.perf_counter()
     utterances = source.decoded(limit, max_duration_s)
