@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from transcription_benchmarks.args import BenchArgs
-from transcription_benchmarks.audio import AudioInfo
+from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo
 from transcription_benchmarks.backends.base import (
     AudioInput,
     Backend,
@@ -214,7 +214,7 @@ class FasterWhisperModel(LoadedModel):
         if request is None:
             options, batched = self.options, self.batched
         else:
-            options, batched = self._request_options(request, duration)
+            options, batched = self._request_options(request)
         if batched and not options.get("vad_filter", True) and "clip_timestamps" not in options:
             # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
             # WhisperModel walks the audio.
@@ -253,8 +253,6 @@ class FasterWhisperModel(LoadedModel):
         clip its window came from. Sequential: one WhisperModel.transcribe per clip."""
         if not self.batched or len(clips) < 2:
             return [self.transcribe(clip) for clip in clips]
-        from transcription_benchmarks.audio import SAMPLE_RATE
-
         starts = np.cumsum([0] + [len(c) for c in clips[:-1]]) / SAMPLE_RATE
         windows, owner = [], []
         for index, (clip, start) in enumerate(zip(clips, starts, strict=True)):
@@ -284,9 +282,7 @@ class FasterWhisperModel(LoadedModel):
             for s in found
         ]
 
-    def _request_options(
-        self, request: FasterWhisperParams, duration_s: float
-    ) -> tuple[dict[str, Any], bool]:
+    def _request_options(self, request: FasterWhisperParams) -> tuple[dict[str, Any], bool]:
         """A request's transcribe() keywords, checked before they reach CTranslate2 (which
         crashes natively on an out-of-range token id)."""
         batched = request.batch is not None
