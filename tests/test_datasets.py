@@ -295,3 +295,9 @@ def test_a_dataset_cell_runs_in_a_matrix_and_reports_apart(generated, tmp_path):
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "## Datasets" in markdown and "| jfk.flac |" in markdown
     assert {p.name for p in paths} >= {"report.html", "wer_vs_rtfx.png", "report.md"}
+
+
+def test_a_dataset_reads_again_from_the_start(generated):
+    dataset = folder_dataset(generated)
+    first = [d.utterance.id for d in dataset.decoded(limit=2)]
+    assert [d.utterance.id for d in dataset.decoded(limit=2)] == first

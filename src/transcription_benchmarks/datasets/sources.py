@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,8 @@ class Dataset:
     kind: str
     """folder, manifest, hf-disk or hf-hub."""
     location: str
-    utterances: Iterator[Utterance]
+    read: Callable[[], Iterator[Utterance]]
+    """A fresh pass over the utterances, lazily (a hub dataset streams as it is read)."""
 
     def decoded(
         self, limit: int | None = None, max_duration_s: float | None = None
@@ -88,7 +90,7 @@ class Dataset:
         `max_duration_s` (at least one utterance is kept)."""
         found: list[DecodedUtterance] = []
         total = 0.0
-        for utterance in self.utterances:
+        for utterance in self.read():
             if limit is not None and len(found) >= limit:
                 break
             decoded = DecodedUtterance(utterance, utterance.samples())
@@ -98,9 +100,8 @@ class Dataset:
             total += decoded.duration_s
         if not found:
             raise DatasetError(f"dataset {self.name} ({self.location}) has no utterances")
-        ids = [d.utterance.id for d in found]
-        if len(set(ids)) != len(ids):
-            duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        counts = Counter(d.utterance.id for d in found)
+        if duplicated := sorted(uid for uid, n in counts.items() if n > 1):
             raise DatasetError(f"dataset {self.name}: duplicated utterance id(s) {duplicated[:5]}")
         return found
 
@@ -130,7 +131,7 @@ def folder_dataset(path: str | Path) -> Dataset:
             text = found.read_text(encoding="utf-8").strip()
             yield Utterance(uid, text, path=audio)
 
-    return Dataset(root.name, "folder", str(root), read())
+    return Dataset(root.name, "folder", str(root), read)
 
 
 def manifest_dataset(path: str | Path) -> Dataset:
@@ -165,7 +166,7 @@ def manifest_dataset(path: str | Path) -> Dataset:
                     )
                 yield Utterance(uid, entry["text"].strip(), path=audio)
 
-    return Dataset(manifest.stem, "manifest", str(manifest), read())
+    return Dataset(manifest.stem, "manifest", str(manifest), read)
 
 
 def hf_dataset(
@@ -217,7 +218,7 @@ def hf_dataset(
             else:
                 yield Utterance(uid, text.strip(), data=data)
 
-    return Dataset(label, kind, name_or_path, read())
+    return Dataset(label, kind, name_or_path, read)
 
 
 def _audio_column(dataset: Any, label: str) -> str:

@@ -71,7 +71,7 @@ class ReceivedRequest:
 
 @dataclass(frozen=True)
 class AudioRequest:
-    """A request ready to decode: audio and validated parameters. `legacy`: the request came
+    """A request with its audio decoded and its parameters validated. `legacy`: the request came
     in the original project's format and is answered in it (serving.legacy); `warnings`: what
     the answer should tell the client (options dropped on the way)."""
 
