@@ -37,6 +37,12 @@ def check_temperatures(value: float | list[float] | None) -> float | list[float]
     return value
 
 
+def temperature_count(value: float | list[float] | None) -> int | None:
+    """How many fallback temperatures a request asks for (None: a single value or unset),
+    what RequestLimits.max_temperatures bounds."""
+    return len(value) if isinstance(value, list) else None
+
+
 class _Options(BaseModel):
     # allow_inf_nan=False: JSON's NaN and Infinity (which Python's json reads) are refused in
     # every float field, not only in those with bounds.
@@ -194,11 +200,10 @@ class FasterWhisperParams(_Options):
     def limits_asked(self) -> dict[str, float | None]:
         """What an endpoint's per-request limits (serving.config.RequestLimits) check."""
         options = self.options.decoding_kwargs()
-        temperature = options.get("temperature")
         return {
             "beam_size": options.get("beam_size"),
             "best_of": options.get("best_of"),
-            "temperatures": len(temperature) if isinstance(temperature, list) else None,
+            "temperatures": temperature_count(options.get("temperature")),
             "batch_size": options.get("batch_size"),
             "max_new_tokens": options.get("max_new_tokens"),
             "chunk_length_s": options.get("chunk_length"),

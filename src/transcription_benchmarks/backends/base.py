@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
-from transcription_benchmarks.decoding import check_temperatures
+from transcription_benchmarks.decoding import check_temperatures, temperature_count
 from transcription_benchmarks.errors import BackendNotInstalledError, InvalidOptionError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel, resolve
 from transcription_benchmarks.transcript import LanguageGuess, Transcript
@@ -65,10 +65,9 @@ class RequestOptions(BaseModel):
 
     def limits_asked(self) -> dict[str, float | None]:
         """What an endpoint's per-request limits (serving.config.RequestLimits) check."""
-        temperature = self.temperature
         return {
             "beam_size": self.beam_size,
-            "temperatures": len(temperature) if isinstance(temperature, list) else None,
+            "temperatures": temperature_count(self.temperature),
         }
 
 

@@ -20,6 +20,7 @@ from transcription_benchmarks.backends.base import (
     LoadedModel,
     ProgressCallback,
     audio_duration_s,
+    audio_samples,
     force_options,
     jsonable,
     restored_attributes,
@@ -68,6 +69,15 @@ def _transcribe_parameters(batched: bool) -> dict[str, inspect.Parameter]:
 
     method = BatchedInferencePipeline.transcribe if batched else WhisperModel.transcribe
     return dict(inspect.signature(method).parameters)
+
+
+def _parameter_defaults(batched: bool) -> dict[str, Any]:
+    """The pipeline's own defaults for the options a caller may set."""
+    return {
+        name: p.default
+        for name, p in _transcribe_parameters(batched).items()
+        if name not in RESERVED_TRANSCRIBE_OPTIONS
+    }
 
 
 class FasterWhisperBackend(Backend):
@@ -161,11 +171,7 @@ class FasterWhisperModel(LoadedModel):
         self.vocab_size = vocabulary_size(self.model)
         self.options = self._transcribe_options(model, args)
         check_token_ids(self.options, self.vocab_size)
-        defaults = {
-            name: p.default
-            for name, p in _transcribe_parameters(self.batched).items()
-            if name not in RESERVED_TRANSCRIBE_OPTIONS
-        }
+        defaults = _parameter_defaults(self.batched)
         self.config = {
             "compute_type": self.model.model.compute_type,
             "requested_compute_type": args.compute_type,
@@ -195,9 +201,6 @@ class FasterWhisperModel(LoadedModel):
                 self.warnings.append(warning)
         return options
 
-    def _pipeline(self, batched: bool) -> Any:
-        return self.batched_pipeline if batched else self.model
-
     def transcribe(
         self,
         audio: AudioInput,
@@ -219,7 +222,7 @@ class FasterWhisperModel(LoadedModel):
             # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
             # WhisperModel walks the audio.
             options = {**options, "clip_timestamps": _fixed_windows(duration)}
-        pipeline = self._pipeline(batched)
+        pipeline = self.batched_pipeline if batched else self.model
         session = (
             restored_attributes(self.model, self.model.feature_extractor, self.batched_pipeline)
             if request is not None
@@ -266,9 +269,9 @@ class FasterWhisperModel(LoadedModel):
         with explain_cuda_library_errors():
             segments, info = self.batched_pipeline.transcribe(np.concatenate(clips), **options)
             found: list[list[Segment]] = [[] for _ in clips]
-            bounds = [(w["start"], w["end"]) for w in windows]
+            window_starts = [w["start"] for w in windows]
             for segment in segments:
-                window = _window_of(segment.start, bounds)
+                window = _window_of(segment.start, window_starts)
                 offset = starts[owner[window]]
                 found[owner[window]].append(
                     Segment(
@@ -310,11 +313,7 @@ class FasterWhisperModel(LoadedModel):
         """The pipeline's defaults, what the request set, then what faster-whisper says it used."""
         effective = jsonable(
             {
-                **{
-                    name: p.default
-                    for name, p in _transcribe_parameters(batched).items()
-                    if name not in RESERVED_TRANSCRIBE_OPTIONS
-                },
+                **_parameter_defaults(batched),
                 **{k: v for k, v in options.items() if k != "task"},
                 **dataclasses.asdict(info.transcription_options),
             }
@@ -335,7 +334,6 @@ class FasterWhisperModel(LoadedModel):
         probability 1, and so does this."""
         if not self.model.model.is_multilingual:
             return LanguageGuess(language="en", probability=1.0, all_probabilities=[("en", 1.0)])
-        samples = audio if not isinstance(audio, AudioInfo) else str(audio.path)
         options = (request or FasterWhisperParams()).options.decoding_kwargs()
         kwargs = {
             k: v
@@ -348,24 +346,22 @@ class FasterWhisperModel(LoadedModel):
                 "language_detection_threshold",
             )
         }
-        if isinstance(samples, str):
-            from faster_whisper import decode_audio
-
-            samples = decode_audio(samples)
         with restored_attributes(self.model, self.model.feature_extractor):
-            language, probability, all_probs = self.model.detect_language(samples, **kwargs)
+            language, probability, all_probs = self.model.detect_language(
+                audio_samples(audio), **kwargs
+            )
         return LanguageGuess(
             language=language, probability=probability, all_probabilities=list(all_probs)
         )
 
 
-def _window_of(time_s: float, bounds: list[tuple[float, float]]) -> int:
+def _window_of(time_s: float, window_starts: list[float]) -> int:
     """The window a segment starting at `time_s` came from (windows are consecutive, each at
     least a second long). faster-whisper rounds segment times to the millisecond, so a
     segment can start up to half a millisecond before its window: a 10 ms tolerance."""
     import bisect
 
-    index = bisect.bisect_right([start for start, _ in bounds], time_s + 0.01) - 1
+    index = bisect.bisect_right(window_starts, time_s + 0.01) - 1
     return max(index, 0)
 
 

@@ -293,15 +293,8 @@ class TransformersModel(TorchLoadedModel):
             kwargs["task"] = request.task
             if request.language:
                 kwargs["language"] = request.language
-        elif request.language not in (None, "en", "english") or request.task == "translate":
-            raise InvalidOptionError(
-                "this model is English-only; "
-                + (
-                    f"language={request.language!r}"
-                    if request.task != "translate"
-                    else "no translate"
-                )
-            )
+        else:
+            check_english_only("this model", request.language, request.task)
         if request.num_beams is not None:
             kwargs["num_beams"] = request.num_beams
         if request.max_new_tokens is not None:

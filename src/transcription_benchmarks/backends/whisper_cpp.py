@@ -29,6 +29,7 @@ from transcription_benchmarks.backends.base import (
     RequestOptions,
     audio_duration_s,
     audio_samples,
+    check_english_only,
     force_options,
     jsonable,
 )
@@ -121,7 +122,8 @@ class WhisperCppModel(LoadedModel):
         with self.file.open("rb") as f:
             n_vocab = struct.unpack("<ii", f.read(8))[1]
         # English-only models have the GPT-2 vocabulary (51864 ids); multilingual ones more.
-        self.language = args.language or (None if n_vocab >= 51865 else "en")
+        self.multilingual = n_vocab >= 51865
+        self.language = args.language or (None if self.multilingual else "en")
         params: dict[str, Any] = {"print_progress": False, "print_realtime": False}
         if args.cpu_threads:
             params["n_threads"] = args.cpu_threads
@@ -132,14 +134,7 @@ class WhisperCppModel(LoadedModel):
         if args.without_timestamps:
             params["no_timestamps"] = True
         if args.temperature is not None:
-            temperatures = (
-                args.temperature if isinstance(args.temperature, list) else [args.temperature]
-            )
-            params["temperature"] = temperatures[0]
-            if len(temperatures) > 1:  # whisper.cpp's fallback is a fixed increment
-                params["temperature_inc"] = temperatures[1] - temperatures[0]
-            else:
-                params["temperature_inc"] = 0.0
+            params.update(_temperature_params(args.temperature))
         beam = args.beam_size or 1
         if beam > 1:
             params["beam_search"] = {"beam_size": beam, "patience": -1.0}
@@ -175,11 +170,13 @@ class WhisperCppModel(LoadedModel):
         samples = audio_samples(audio)
         duration = audio_duration_s(audio)
         overrides = {} if request is None else self._request_params(request)
-        before = self.model.get_params()
-        try:
-            found = self.model.transcribe(samples, **overrides)
-        finally:
-            if overrides:
+        if not overrides:
+            found = self.model.transcribe(samples)
+        else:
+            before = self.model.get_params()
+            try:
+                found = self.model.transcribe(samples, **overrides)
+            finally:
                 # pywhispercpp keeps a call's parameters for later calls: put them back.
                 self.model._set_params({k: before[k] for k in overrides if k in before})
         segments = [Segment(start=s.t0 / 100, end=s.t1 / 100, text=s.text) for s in found]
@@ -208,13 +205,8 @@ class WhisperCppModel(LoadedModel):
             )
         if asked.get("word_timestamps"):
             raise InvalidOptionError("word_timestamps is not supported on whisper.cpp here")
-        if self.language == "en" and (
-            asked.get("language") not in (None, "en") or asked.get("task") == "translate"
-        ):
-            raise InvalidOptionError(
-                f"this model is English-only; language={asked.get('language')!r}, "
-                f"task={asked.get('task', 'transcribe')!r}"
-            )
+        if not self.multilingual:
+            check_english_only("this model", asked.get("language"), asked.get("task"))
         params: dict[str, Any] = {}
         if "language" in asked:
             params["language"] = asked["language"] or ""
@@ -225,11 +217,7 @@ class WhisperCppModel(LoadedModel):
         if "initial_prompt" in asked:
             params["initial_prompt"] = asked["initial_prompt"] or ""
         if (temperature := asked.get("temperature")) is not None:
-            temperatures = temperature if isinstance(temperature, list) else [temperature]
-            params["temperature"] = temperatures[0]
-            params["temperature_inc"] = (
-                temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
-            )
+            params.update(_temperature_params(temperature))
         return params
 
     def _length_note(self, duration_s: float) -> str:
@@ -245,6 +233,14 @@ class WhisperCppModel(LoadedModel):
             f"suppressed), only cap it: {tokens} tokens in {windows} window(s), "
             f"{tokens / windows:.0f} per window"
         )
+
+
+def _temperature_params(temperature: float | list[float]) -> dict[str, float]:
+    """A temperature or a fallback list as whisper.cpp takes it: a start and a fixed
+    increment (the list's first step; 0 for a single temperature)."""
+    temperatures = temperature if isinstance(temperature, list) else [temperature]
+    step = temperatures[1] - temperatures[0] if len(temperatures) > 1 else 0.0
+    return {"temperature": temperatures[0], "temperature_inc": step}
 
 
 def _capped_decoding() -> dict[str, Any]:

@@ -66,12 +66,10 @@ def run_dataset(
         start = time.perf_counter()
         loaded = backend.load(resolved, args, device)
         load_time = time.perf_counter() - start
-        warmup_s = None
-        if batches:
-            start = time.perf_counter()
-            loaded.transcribe_many([u.samples for u in batches[0]])
-            loaded.synchronize()
-            warmup_s = time.perf_counter() - start
+        start = time.perf_counter()  # decoded() returned at least one utterance
+        loaded.transcribe_many([u.samples for u in batches[0]])
+        loaded.synchronize()
+        warmup_s = time.perf_counter() - start
         rows: list[UtteranceRow] = []
         times: list[float] = []
         for number, batch in enumerate(batches):

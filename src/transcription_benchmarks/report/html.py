@@ -3,15 +3,14 @@ unstable and synthetic flags, and a comparison when given a second file.
 
 Self-contained: the CSS is inline, the plots are PNGs inside the page as data: URIs, there is no
 script and no link to anything outside the file, so it opens with no server and no network.
-It reads both kinds of results files: matrix rows (`tbench matrix`) and dataset results
-(`tbench dataset --out`), one JSON object per line, told apart by the dataset result's `kind`.
+It renders what report/io.py read (matrix rows and dataset results) with the PNGs it drew,
+so `tbench report` reads the file and draws each plot once.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,6 @@ from transcription_benchmarks.report.datasets import (
     DATASET_HEADER,
     dataset_cells,
     front,
-    write_dataset_plots,
 )
 from transcription_benchmarks.report.io import read_results
 from transcription_benchmarks.report.table import HEADER, is_synthetic, table_cells
@@ -42,26 +40,27 @@ img { max-width: 100%; border: 1px solid #ddd; } pre { background: #f7f7f7; padd
 
 
 def write_html_report(
-    paths: Sequence[str | Path], out: str | Path, *, baseline: str | Path | None = None
+    out: str | Path,
+    *,
+    rows: list[Row],
+    results: list[DatasetResult],
+    sources: Sequence[str | Path],
+    matrix_plots: Sequence[Path] = (),
+    dataset_plots: Sequence[Path] = (),
+    baseline: str | Path | None = None,
 ) -> Path:
-    """`out` (an .html file) from the results files in `paths`; with `baseline`, a comparison
-    of those results against the baseline file's."""
+    """`out` (an .html file) from the rows and dataset results of `sources`, with the PNG
+    plots already drawn for them (inlined); with `baseline`, a comparison against that file's
+    results."""
     out = Path(out)
-    rows: list[Row] = []
-    results: list[DatasetResult] = []
-    for path in paths:
-        more_rows, more_results = read_results(path)
-        rows += more_rows.bench_rows
-        results += more_results + more_rows.dataset_results
     sections = [
-        f"<h1>Transcription benchmark report</h1><p class='note'>{_e(', '.join(map(str, paths)))}"
+        f"<h1>Transcription benchmark report</h1><p class='note'>{_e(', '.join(map(str, sources)))}"
         f" · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>"
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        if results:
-            sections.append(_dataset_section(results, Path(tmp)))
-        if rows:
-            sections.append(_matrix_section(rows, Path(tmp)))
+    if results:
+        sections.append(_dataset_section(results, dataset_plots))
+    if rows:
+        sections.append(_matrix_section(rows, matrix_plots))
     if baseline is not None:
         sections.append(_comparison_section(baseline, rows, results))
     environment = next(
@@ -111,7 +110,7 @@ def _flags(unstable: bool, synthetic: bool) -> str:
     return " ".join(flags)
 
 
-def _dataset_section(results: list[DatasetResult], tmp: Path) -> str:
+def _dataset_section(results: list[DatasetResult], plots: Sequence[Path]) -> str:
     best = {id(r) for r in front(results)}
     body = [[_e(c) for c in dataset_cells(r)] + [_flags(False, r.model.synthetic)] for r in results]
     table = html_table(
@@ -138,27 +137,23 @@ def _dataset_section(results: list[DatasetResult], tmp: Path) -> str:
             for r in results
         ],
     )
-    plots = "".join(
-        _image(p, "WER against RTFx") for p in write_dataset_plots(results, tmp / "datasets")
-    )
+    images = "".join(_image(p, "WER against RTFx") for p in plots)
     boundary = results[0].timing_boundary
     return (
         "<h2>Datasets</h2><p class='note'>WER and CER are corpus rates (errors summed over "
         "utterances); RTFx is total audio seconds over total transcription seconds. Rows on "
         f"the Pareto front are shaded. Timing: {_e(boundary)}.</p>{table}"
-        f"<h2>Dataset runs in detail</h2>{details}{plots}"
+        f"<h2>Dataset runs in detail</h2>{details}{images}"
     )
 
 
-def _matrix_section(rows: list[Row], tmp: Path) -> str:
-    from transcription_benchmarks.report.plots import write_plots
-
+def _matrix_section(rows: list[Row], plots: Sequence[Path]) -> str:
     body = []
     for row in rows:
         unstable = bool(row.result and row.result.timing.unstable)
         body.append([_e(c) for c in table_cells(row)] + [_flags(unstable, is_synthetic(row))])
-    plots = "".join(_image(p, p.stem.replace("_", " ")) for p in write_plots(rows, tmp / "m"))
-    return f"<h2>Matrix cells</h2>{html_table([*HEADER, 'Flags'], body)}{plots}"
+    images = "".join(_image(p, p.stem.replace("_", " ")) for p in plots)
+    return f"<h2>Matrix cells</h2>{html_table([*HEADER, 'Flags'], body)}{images}"
 
 
 def _comparison_section(baseline: str | Path, rows: list[Row], results: list[DatasetResult]) -> str:

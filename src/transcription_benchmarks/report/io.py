@@ -103,8 +103,17 @@ def write_report(
             for d in datasets
         ]
     summary.write_text(json.dumps(report, indent=2) + "\n")
-    plots = write_plots(rows, out_dir) + write_dataset_plots(datasets, out_dir)
+    plots = write_plots(rows, out_dir)
     if several:
         plots += write_instance_plots(rows, out_dir)
-    page = write_html_report([jsonl], out_dir / "report.html", baseline=baseline)
-    return [markdown, summary, *plots, page]
+    dataset_plots = write_dataset_plots(datasets, out_dir)
+    page = write_html_report(
+        out_dir / "report.html",
+        rows=rows,
+        results=datasets,
+        sources=[jsonl],
+        matrix_plots=plots,
+        dataset_plots=dataset_plots,
+        baseline=baseline,
+    )
+    return [markdown, summary, *plots, *dataset_plots, page]
