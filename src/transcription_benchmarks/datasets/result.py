@@ -6,7 +6,6 @@ scored again with another normaliser version, or a subset, without transcribing 
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from transcription_benchmarks.formats import CURRENT, upgrade
 from transcription_benchmarks.measure.environment import Environment
 from transcription_benchmarks.measure.memory import MemoryStats
+from transcription_benchmarks.measure.timer import Latency
 from transcription_benchmarks.quality.metrics import CorpusErrorRates, corpus_error_rates
 from transcription_benchmarks.result import ModelInfo
 
@@ -52,24 +52,6 @@ class UtteranceRow(BaseModel):
     deletions: int
     insertions: int
     reference_words: int
-
-
-class Latency(BaseModel):
-    """Per-utterance seconds of a sequential run."""
-
-    p50_s: float
-    p90_s: float
-    p99_s: float
-    max_s: float
-
-    @classmethod
-    def of(cls, times: list[float]) -> Latency:
-        ordered = sorted(times)
-        # statistics.quantiles needs two points; with one, every percentile is that time.
-        if len(ordered) < 2:
-            return cls(p50_s=ordered[0], p90_s=ordered[0], p99_s=ordered[0], max_s=ordered[0])
-        cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-        return cls(p50_s=cuts[49], p90_s=cuts[89], p99_s=cuts[98], max_s=ordered[-1])
 
 
 class DatasetResult(BaseModel):

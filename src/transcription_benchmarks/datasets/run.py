@@ -23,12 +23,12 @@ from transcription_benchmarks.bench import choose_backend
 from transcription_benchmarks.datasets.result import (
     DatasetInfo,
     DatasetResult,
-    Latency,
     UtteranceRow,
 )
 from transcription_benchmarks.datasets.sources import Dataset, DecodedUtterance, open_dataset
 from transcription_benchmarks.measure.environment import fingerprint
 from transcription_benchmarks.measure.memory import MemorySampler
+from transcription_benchmarks.measure.timer import Latency
 from transcription_benchmarks.quality.metrics import corpus_error_rates, error_rates
 from transcription_benchmarks.result import ModelInfo
 

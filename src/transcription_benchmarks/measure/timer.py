@@ -87,6 +87,25 @@ class Stats(BaseModel):
         return f"{len(self.runs_s)} x median {self.median:.3f} s{spread}"
 
 
+class Latency(BaseModel):
+    """Percentiles of per-request (or per-utterance) seconds: a sequential dataset run's
+    utterances, an endpoint load run's requests."""
+
+    p50_s: float
+    p90_s: float
+    p99_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, times: list[float]) -> Latency:
+        ordered = sorted(times)
+        # statistics.quantiles needs two points; with one, every percentile is that time.
+        if len(ordered) < 2:
+            return cls(p50_s=ordered[0], p90_s=ordered[0], p99_s=ordered[0], max_s=ordered[0])
+        cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+        return cls(p50_s=cuts[49], p90_s=cuts[89], p99_s=cuts[98], max_s=ordered[-1])
+
+
 def rank_test_p(a: list[float], b: list[float]) -> float:
     """Two-sided p-value of the Mann-Whitney U test that `a` and `b` come from one distribution.
 
