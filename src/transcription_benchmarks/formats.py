@@ -23,6 +23,9 @@ Row (one line of a matrix results JSONL)
 
 DatasetResult (`tbench dataset --out`, one JSON line per model x dataset run)
   1  2026-12  first version.
+
+LoadResult (`tbench load --out`, one JSON line per target x scenario)
+  1  2026-12  first version.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from typing import Any, Literal
 
 from transcription_benchmarks.errors import BenchError
 
-Kind = Literal["BenchResult", "Row", "DatasetResult"]
+Kind = Literal["BenchResult", "Row", "DatasetResult", "LoadResult"]
 
-CURRENT: dict[Kind, int] = {"BenchResult": 2, "Row": 1, "DatasetResult": 1}
+CURRENT: dict[Kind, int] = {"BenchResult": 2, "Row": 1, "DatasetResult": 1, "LoadResult": 1}
 
 
 class FormatVersionError(BenchError):

@@ -3,7 +3,7 @@ unstable and synthetic flags, and a comparison when given a second file.
 
 Self-contained: the CSS is inline, the plots are PNGs inside the page as data: URIs, there is no
 script and no link to anything outside the file, so it opens with no server and no network.
-It renders what report/io.py read (matrix rows and dataset results) with the PNGs it drew,
+It renders what report/io.py read (matrix rows, dataset and load results) with the PNGs it drew,
 so `tbench report` reads the file and draws each plot once.
 """
 
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from transcription_benchmarks.datasets.result import DatasetResult
+from transcription_benchmarks.load.result import LoadResult
 from transcription_benchmarks.matrix.rows import Row
 from transcription_benchmarks.measure.environment import Environment
 from transcription_benchmarks.report.datasets import (
@@ -24,6 +25,14 @@ from transcription_benchmarks.report.datasets import (
     front,
 )
 from transcription_benchmarks.report.io import read_results
+from transcription_benchmarks.report.load import (
+    Table,
+    bad_input_table,
+    capacity_table,
+    compare_load,
+    format_load_comparison,
+    load_table,
+)
 from transcription_benchmarks.report.table import HEADER, is_synthetic, table_cells
 
 STYLE = """
@@ -45,6 +54,7 @@ def write_html_report(
     rows: list[Row],
     results: list[DatasetResult],
     sources: Sequence[str | Path],
+    loads: Sequence[LoadResult] = (),
     matrix_plots: Sequence[Path] = (),
     dataset_plots: Sequence[Path] = (),
     baseline: str | Path | None = None,
@@ -59,17 +69,19 @@ def write_html_report(
     ]
     if results:
         sections.append(_dataset_section(results, dataset_plots))
+    if loads:
+        sections.append(_load_section(loads))
     if rows:
         sections.append(_matrix_section(rows, matrix_plots))
     if baseline is not None:
-        sections.append(_comparison_section(baseline, rows, results))
+        sections.append(_comparison_section(baseline, rows, results, loads))
     environment = next(
-        (r.environment for r in results),
+        (r.environment for r in [*results, *loads]),
         next((r.result.environment for r in rows if r.result is not None), None),
     )
     if environment is not None:
         sections.append(_environment_section(environment))
-    if not rows and not results:
+    if not rows and not results and not loads:
         sections.append("<p>No results in these files.</p>")
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -156,13 +168,37 @@ def _matrix_section(rows: list[Row], plots: Sequence[Path]) -> str:
     return f"<h2>Matrix cells</h2>{html_table([*HEADER, 'Flags'], body)}{images}"
 
 
-def _comparison_section(baseline: str | Path, rows: list[Row], results: list[DatasetResult]) -> str:
+def _load_section(loads: Sequence[LoadResult]) -> str:
+    parts = ["<h2>Endpoints under load</h2>", _html(load_table(loads))]
+    if (capacity := capacity_table(loads))[1]:
+        parts += ["<h3>Capacity (the highest Poisson rate within the p99 bound)</h3>"]
+        parts.append(_html(capacity))
+    if (bad := bad_input_table(loads))[1]:
+        parts += ["<h3>Bad input</h3>", _html(bad)]
+    notes = [f"{r.target.name} {r.scenario}: {w}" for r in loads for w in r.warnings]
+    parts += [f"<p class='note'>{_e(note)}</p>" for note in notes]
+    return "".join(parts)
+
+
+def _html(table: Table) -> str:
+    header, body = table
+    return html_table(list(header), [[_e(cell) for cell in row] for row in body])
+
+
+def _comparison_section(
+    baseline: str | Path,
+    rows: list[Row],
+    results: list[DatasetResult],
+    loads: Sequence[LoadResult],
+) -> str:
     from transcription_benchmarks.report.compare import compare, format_comparison
 
-    base, base_results = read_results(baseline)
-    base_rows = base.bench_rows
-    base_results = base_results + base.dataset_results
+    base = read_results(baseline)
+    base_rows = base.results.bench_rows
+    base_results = base.all_datasets
     parts = [f"<h2>Against {_e(Path(baseline).name)}</h2>"]
+    if loads and base.loads and (changes := compare_load(base.loads, loads)):
+        parts.append(f"<pre>{_e(format_load_comparison(changes))}</pre>")
     if rows and base_rows:
         comparison = compare(base_rows, rows)
         parts.append(f"<pre>{_e(format_comparison(comparison))}</pre>")

@@ -3,24 +3,50 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from transcription_benchmarks.datasets.result import DatasetResult
+from transcription_benchmarks.errors import describe_validation_error
+from transcription_benchmarks.load.result import LoadResult
 from transcription_benchmarks.matrix.rows import Results, ResultsFileError, Row
 from transcription_benchmarks.report.prices import PriceTable
 
 
-def read_results(path: str | Path) -> tuple[Results, list[DatasetResult]]:
-    """A results JSONL file's matrix rows and dataset results (`tbench dataset --out`), told
-    apart by the dataset result's `kind`; a file may hold both."""
+@dataclass(frozen=True)
+class ResultsFile:
+    """What one results file holds: matrix rows (through Results: current rows, one identity),
+    dataset results (`tbench dataset --out`) and load results (`tbench load --out`)."""
+
+    results: Results
+    datasets: list[DatasetResult] = field(default_factory=list)
+    loads: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def all_datasets(self) -> list[DatasetResult]:
+        """Dataset results written on their own and those of a matrix's dataset cells."""
+        return self.datasets + self.results.dataset_results
+
+
+KINDS = {"dataset": DatasetResult, "load": LoadResult}
+"""The `kind` a stored object names -> its type; an object without one is a matrix row."""
+
+
+def read_results(path: str | Path) -> ResultsFile:
+    """A results JSONL file's matrix rows, dataset results and load results, told apart by
+    `kind`; a file may hold all three."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ResultsFileError(f"cannot read {path}: {exc}") from exc
-    if not any('"kind":"dataset"' in line.replace(" ", "") for line in lines):
-        return Results.read(path), []  # a matrix file, read with its torn-tail handling
-    rows, datasets = [], []
+    compact = (line.replace(" ", "") for line in lines)
+    if not any(f'"kind":"{kind}"' in line for line in compact for kind in KINDS):
+        return ResultsFile(Results.read(path))  # a matrix file, read with its torn-tail handling
+    rows: list[Row] = []
+    found: dict[str, list] = {kind: [] for kind in KINDS}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -28,11 +54,17 @@ def read_results(path: str | Path) -> tuple[Results, list[DatasetResult]]:
             kind = json.loads(line).get("kind")
         except (json.JSONDecodeError, AttributeError) as exc:
             raise ResultsFileError(f"{path} line {number} is not a JSON object: {exc}") from None
-        if kind == "dataset":
-            datasets.append(DatasetResult.model_validate_json(line))
-        else:
-            rows.append(Row.model_validate_json(line))
-    return Results(rows, source=str(path)), datasets
+        try:
+            if kind in KINDS:
+                found[kind].append(KINDS[kind].model_validate_json(line))
+            else:
+                rows.append(Row.model_validate_json(line))
+        except ValidationError as exc:
+            what = f"a {kind} result" if kind in KINDS else "a matrix row"
+            raise ResultsFileError(
+                f"{path} line {number} is not {what}: {describe_validation_error(exc)}"
+            ) from None
+    return ResultsFile(Results(rows, source=str(path)), found["dataset"], found["load"])
 
 
 def write_report(
@@ -58,19 +90,22 @@ def write_report(
     )
     from transcription_benchmarks.report.datasets import dataset_table, write_dataset_plots
     from transcription_benchmarks.report.html import write_html_report
+    from transcription_benchmarks.report.load import load_json, load_report
     from transcription_benchmarks.report.plots import write_plots
     from transcription_benchmarks.report.table import json_report, markdown_table
 
     jsonl, out_dir = Path(jsonl), Path(out_dir)
-    results, datasets = read_results(jsonl)
+    read = read_results(jsonl)
+    results, datasets, loads = read.results, read.all_datasets, read.loads
     rows = results.bench_rows
-    datasets = datasets + results.dataset_results  # dataset cells of a matrix
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "report.md"
     text = f"# Benchmark report: {jsonl.name}\n\n"
     if datasets:
         text += f"## Datasets\n\n{dataset_table(datasets)}\n"
-    if rows or not datasets:
+    if loads:
+        text += f"## Endpoints under load\n\n{load_report(loads)}\n"
+    if rows or not (datasets or loads):
         text += markdown_table(rows)
     if results.superseded:
         text += (
@@ -102,6 +137,8 @@ def write_report(
             }
             for d in datasets
         ]
+    if loads:
+        report["loads"] = load_json(loads)
     summary.write_text(json.dumps(report, indent=2) + "\n")
     plots = write_plots(rows, out_dir)
     if several:
@@ -111,6 +148,7 @@ def write_report(
         out_dir / "report.html",
         rows=rows,
         results=datasets,
+        loads=loads,
         sources=[jsonl],
         matrix_plots=plots,
         dataset_plots=dataset_plots,

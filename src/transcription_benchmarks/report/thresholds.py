@@ -17,6 +17,18 @@
     max_wer = 0.05
 
 For each limit, the first matching [[cell]] that sets it wins, else [default].
+
+Load results (`tbench load --out`) are checked against [[load]] tables, matched by target name
+and/or scenario; every matching table's limits apply:
+
+    [[load]]
+    target = "faster-whisper-server"   # TargetInfo.name
+    scenario = "server"                # single-stream, offline, server, capacity
+    max_p99_s = 5.0                    # also max_p50_s
+    min_throughput_rps = 0.5           # correct answers per second
+    max_errors = 0                     # wrong + failed + unanswered requests
+    min_sustained_rps = 0.5            # capacity
+    max_per_audio_hour = 0.10          # capacity, priced
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from transcription_benchmarks.errors import BenchError
+from transcription_benchmarks.load.result import LoadResult
 from transcription_benchmarks.matrix.rows import Results, Row
 from transcription_benchmarks.report.table import (
     config_label,
@@ -81,11 +94,68 @@ class CellLimits(Limits):
         )
 
 
+LoadMetric = Literal[
+    "max_p50_s",
+    "max_p99_s",
+    "min_throughput_rps",
+    "max_errors",
+    "min_sustained_rps",
+    "max_per_audio_hour",
+]
+
+
+class LoadLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str | None = None
+    scenario: str | None = None
+    max_p50_s: float | None = Field(None, gt=0)
+    max_p99_s: float | None = Field(None, gt=0)
+    min_throughput_rps: float | None = Field(None, gt=0)
+    max_errors: int | None = Field(None, ge=0)
+    min_sustained_rps: float | None = Field(None, gt=0)
+    max_per_audio_hour: float | None = Field(None, gt=0)
+
+    def matches(self, result: LoadResult) -> bool:
+        return (self.target is None or self.target == result.target.name) and (
+            self.scenario is None or self.scenario == result.scenario
+        )
+
+    def actuals(self, result: LoadResult) -> dict[LoadMetric, float | None]:
+        figures, capacity = result.figures, result.capacity
+        latency = figures.latency if figures else None
+        cost = capacity.cost if capacity else None
+        return {
+            "max_p50_s": latency.p50_s if latency else None,
+            "max_p99_s": latency.p99_s if latency else None,
+            "min_throughput_rps": figures.throughput_rps if figures else None,
+            "max_errors": figures.errors if figures else None,
+            "min_sustained_rps": (capacity.sustained_rps or 0.0) if capacity else None,
+            "max_per_audio_hour": cost.per_audio_hour if cost else None,
+        }
+
+
+class LoadViolation(BaseModel):
+    target: str
+    scenario: str
+    metric: LoadMetric
+    limit: float
+    actual: float | None
+
+    def describe(self) -> str:
+        where = f"load {self.target} | {self.scenario}"
+        if self.actual is None:
+            return f"{where}: no {self.metric.removeprefix('max_').removeprefix('min_')} figure"
+        relation = ">" if self.metric.startswith("max_") else "<"
+        return f"{where}: {self.actual:.3g} {relation} {self.metric} {self.limit:g}"
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default: Limits = Field(default_factory=Limits)
     cell: list[CellLimits] = Field(default_factory=list)
+    load: list[LoadLimits] = Field(default_factory=list)
 
     def limits_for(self, row: Row) -> Limits:
         chosen = self.default.model_dump()
@@ -131,7 +201,7 @@ class Violation(BaseModel):
 def load_thresholds(path: str | Path) -> Thresholds:
     hint = (
         f"allowed: [default] and [[cell]] tables with {', '.join(LIMITS)}; [[cell]] matched by "
-        "label, model, test_file"
+        "label, model, test_file; [[load]] tables matched by target, scenario"
     )
     thresholds = load_toml(Thresholds, path, "thresholds file", ThresholdsError, hint)
     for index, entry in enumerate(thresholds.cell):
@@ -191,4 +261,35 @@ def check_thresholds(
                 continue
             if (actual > limit) if is_max else (actual < limit):
                 violations.append(Violation(metric=metric, limit=limit, actual=actual, **base))
+    return violations
+
+
+def check_load_thresholds(
+    results: list[LoadResult], thresholds: Thresholds | str | Path
+) -> list[LoadViolation]:
+    """Every [[load]] limit a load result breaks (each matching table applies). A limit on a
+    figure the result lacks (a p99 where nothing was answered) is broken."""
+    if not isinstance(thresholds, Thresholds):
+        thresholds = load_thresholds(thresholds)
+    violations = []
+    for result in results:
+        for limits in (entry for entry in thresholds.load if entry.matches(result)):
+            actuals = limits.actuals(result)
+            for metric, actual in actuals.items():
+                limit = getattr(limits, metric)
+                if limit is None:
+                    continue
+                broken = actual is None or (
+                    actual > limit if metric.startswith("max_") else actual < limit
+                )
+                if broken:
+                    violations.append(
+                        LoadViolation(
+                            target=result.target.name,
+                            scenario=result.scenario,
+                            metric=metric,
+                            limit=limit,
+                            actual=actual,
+                        )
+                    )
     return violations
