@@ -75,6 +75,9 @@ def probe_bad_input(target: LoadTarget, check: sc.Clip) -> tuple[list[BadInputAn
         answers.append(BadInputAnswer(label=label, status=answer.status, message=answer.error))
     after = target.transcribe(check.audio, check.name)
     still = after.ok and error_rates(after.text or "", check.reference).wer <= 0.5
+    answers.append(
+        BadInputAnswer(label=f"{check.name} after them", status=after.status, message=after.error)
+    )
     return answers, still
 
 

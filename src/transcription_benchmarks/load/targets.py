@@ -31,6 +31,7 @@ from transcription_benchmarks.serving.client import EndpointClient, LocalEndpoin
 from transcription_benchmarks.serving.protocol import (
     MAX_REALTIME_BODY_BYTES,
     EndpointError,
+    encode_params,
     error_message,
     parse_prediction,
 )
@@ -125,9 +126,10 @@ class SageMakerTarget:
             "empty": lambda: self._send(b""),
             "corrupt": lambda: self._send(CORRUPT_AUDIO),
             "oversized": lambda: self._send(b"\0" * (MAX_REALTIME_BODY_BYTES + 1)),
+            # A misspelt option (beams for beam_size), encoded as a client would send it.
             "wrong field": lambda: self._send(
-                CORRUPT_AUDIO, custom_attributes='{"beams": 5}'
-            ),  # a misspelt option: refused before any audio is read
+                CORRUPT_AUDIO, custom_attributes=encode_params({"beams": 5})
+            ),
         }
 
     def close(self) -> None:
@@ -255,14 +257,21 @@ def is_local_url(url: str) -> bool:
 
 
 def sagemaker_style(
-    url: str, *, name: str = "SageMaker-style endpoint", **params: Any
+    url: str,
+    *,
+    name: str = "SageMaker-style endpoint",
+    timeout_s: float = REQUEST_TIMEOUT_S,
+    params: Mapping[str, Any] | None = None,
 ) -> SageMakerTarget:
-    """A SageMaker-style endpoint answering HTTP on `url` (the local Multi Model Server)."""
+    """A SageMaker-style endpoint answering HTTP on `url` (the local Multi Model Server);
+    `params` go with every request (the custom-attributes header)."""
     info = TargetInfo(name=name, kind="sagemaker", location=url, local=is_local_url(url))
-    return SageMakerTarget(LocalEndpoint(url, timeout_s=REQUEST_TIMEOUT_S), info, params or None)
+    return SageMakerTarget(LocalEndpoint(url, timeout_s=timeout_s), info, params)
 
 
-def deployed_sagemaker(endpoint: str, *, region: str | None = None) -> SageMakerTarget:
+def deployed_sagemaker(
+    endpoint: str, *, region: str | None = None, params: Mapping[str, Any] | None = None
+) -> SageMakerTarget:
     """A deployed SageMaker endpoint (real-time or async: aws.predict asks which)."""
     from transcription_benchmarks.aws.predict import SageMakerEndpoint
 
@@ -270,7 +279,7 @@ def deployed_sagemaker(endpoint: str, *, region: str | None = None) -> SageMaker
     info = TargetInfo(
         name=f"SageMaker {endpoint}", kind="sagemaker", location=endpoint, local=False
     )
-    return SageMakerTarget(client, info)
+    return SageMakerTarget(client, info, params)
 
 
 def openai_compatible(
