@@ -28,9 +28,9 @@ def search_capacity(
     bound_s: float,
     max_trials: int,
     tolerance: float,
-) -> tuple[Capacity, int | None]:
-    """Call `run_at(rate, trial)` for at most `max_trials` rates; returns the capacity and the
-    index of the trial whose rate is the sustained one (None when no rate held)."""
+) -> Capacity:
+    """Call `run_at(rate, trial)` for at most `max_trials` rates; the capacity names the trial
+    whose rate is the sustained one (None when no rate held)."""
     held_rate, failed_rate = 0.0, math.inf
     best: int | None = None
     trials: list[CapacityTrial] = []
@@ -61,15 +61,13 @@ def search_capacity(
             rate = failed_rate / 2
         else:
             rate = held_rate * 2
-    return (
-        Capacity(
-            bound_s=bound_s,
-            sustained_rps=held_rate or None,
-            converged=converged,
-            lowest_failed_rps=failed_rate if failed_rate < math.inf else None,
-            trials=trials,
-        ),
-        best,
+    return Capacity(
+        bound_s=bound_s,
+        sustained_rps=held_rate or None,
+        sustained_trial=best,
+        converged=converged,
+        lowest_failed_rps=failed_rate if failed_rate < math.inf else None,
+        trials=trials,
     )
 
 

@@ -1,14 +1,17 @@
 """LoadResult: one scenario against one endpoint, as versioned data (kind "load").
 
 Every request is kept (its clip, when it was due, when it was sent, its latency, status, WER and
-error), so the figures can be recomputed and nothing that failed is lost. A results file may
+error): the figures are computed from them when read, and nothing that failed is lost. A results file may
 hold load results beside matrix rows and dataset results; `report.io.read_results` tells them
 apart by `kind`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,7 +57,8 @@ class RequestRecord(BaseModel):
 
 
 class LoadFigures(BaseModel):
-    """What one scenario (or one capacity trial) measured."""
+    """What one scenario (or one capacity trial) measured: derived from its requests, never
+    stored, so the figures cannot disagree with the requests they summarise."""
 
     requests: int = Field(description="requests issued")
     ok: int
@@ -78,6 +82,46 @@ class LoadFigures(BaseModel):
     def errors(self) -> int:
         """Requests that did not give a correct answer."""
         return self.wrong + self.failed + self.unanswered
+
+    @classmethod
+    def of(
+        cls,
+        records: Sequence[RequestRecord],
+        durations: Mapping[str, float],
+        *,
+        rate_rps: float | None = None,
+        bound_s: float | None = None,
+    ) -> LoadFigures:
+        """The figures of `records` (clip name -> seconds of audio in `durations`)."""
+        counts = Counter(r.outcome for r in records)
+        answered = [r.latency_s for r in records if r.outcome in ("ok", "wrong") and r.latency_s]
+        ends = [r.due_s + r.latency_s for r in records if r.latency_s is not None]
+        start = min((r.due_s for r in records), default=0.0)
+        wall = max(max(ends, default=start) - start, 1e-9)
+        correct = [r for r in records if r.outcome == "ok"]
+        latency = Latency.of(answered) if answered else None
+        held = None
+        if bound_s is not None:
+            held = (
+                latency is not None
+                and latency.p99_s <= bound_s
+                and counts["failed"] + counts["wrong"] + counts["unanswered"] == 0
+            )
+        return cls(
+            requests=len(records),
+            ok=counts["ok"],
+            wrong=counts["wrong"],
+            failed=counts["failed"],
+            unanswered=counts["unanswered"],
+            wall_s=wall,
+            latency=latency,
+            throughput_rps=len(correct) / wall,
+            audio_s_per_s=sum(durations[r.clip] for r in correct) / wall,
+            arrival_rps=rate_rps,
+            bound_s=bound_s,
+            bound_held=held,
+            statuses={str(k): v for k, v in sorted(Counter(r.status for r in records).items())},
+        )
 
 
 class CapacityTrial(BaseModel):
@@ -111,6 +155,7 @@ class Cost(BaseModel):
 class Capacity(BaseModel):
     bound_s: float = Field(description="p99 latency bound")
     sustained_rps: float | None = Field(None, description="highest rate that held; None if none")
+    sustained_trial: int | None = Field(None, description="the trial that ran at that rate")
     audio_s_per_s: float | None = Field(
         None, description="sustained_rps x the mean clip length: audio hours per hour"
     )
@@ -135,9 +180,6 @@ class LoadResult(BaseModel):
     settings: dict[str, Any] = Field(description="the LoadSettings the scenario ran with")
     clips: list[ClipInfo]
     latency_boundary: str = LATENCY_BOUNDARY
-    figures: LoadFigures | None = Field(
-        None, description="the scenario's figures; capacity: those of the highest rate held"
-    )
     capacity: Capacity | None = None
     bad_input: list[BadInputAnswer] = Field(default_factory=list)
     still_serving: bool | None = Field(
@@ -156,6 +198,34 @@ class LoadResult(BaseModel):
     @classmethod
     def _upgrade(cls, data: Any) -> Any:
         return upgrade("LoadResult", data)
+
+    @cached_property
+    def figures(self) -> LoadFigures | None:
+        """The scenario's figures from its requests: for a server run at its rate and bound;
+        for a capacity search, the trial at the sustained rate; None for bad input or a
+        search where no rate held."""
+        durations = {clip.name: clip.duration_s for clip in self.clips}
+        if self.scenario == "bad-input":
+            return None
+        if self.scenario == "capacity":
+            capacity = self.capacity
+            if capacity is None or capacity.sustained_trial is None:
+                return None
+            trial = capacity.sustained_trial
+            return LoadFigures.of(
+                [r for r in self.requests if r.trial == trial],
+                durations,
+                rate_rps=capacity.trials[trial].rate_rps,
+                bound_s=capacity.bound_s,
+            )
+        if self.scenario == "server":
+            return LoadFigures.of(
+                self.requests,
+                durations,
+                rate_rps=self.settings.get("rate_rps"),
+                bound_s=self.settings.get("bound_s"),
+            )
+        return LoadFigures.of(self.requests, durations)
 
     @property
     def key(self) -> tuple[str, ...]:

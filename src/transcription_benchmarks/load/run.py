@@ -89,11 +89,11 @@ def _capacity(
     settings: sc.LoadSettings,
     start_rps: float,
     pricing: Pricing | None,
-) -> tuple[LoadFigures | None, list[RequestRecord], list[str], Capacity]:
+) -> tuple[list[RequestRecord], list[str], Capacity]:
     """The capacity search: server trials of settings.trial_s each, every request kept."""
     records: list[RequestRecord] = []
     warnings: list[str] = []
-    trial_figures: list[LoadFigures] = []
+    durations = {clip.name: clip.duration_s for clip in clips}
 
     def run_at(rate: float, trial: int) -> LoadFigures:
         got, said = sc.server(
@@ -101,17 +101,15 @@ def _capacity(
         )
         records.extend(got)
         warnings.extend(f"trial {trial} ({rate:.3g} rps): {w}" for w in said)
-        trial_figures.append(sc.figures(got, clips, rate_rps=rate, bound_s=settings.bound_s))
-        return trial_figures[-1]
+        return LoadFigures.of(got, durations, rate_rps=rate, bound_s=settings.bound_s)
 
-    capacity, best = search_capacity(
+    capacity = search_capacity(
         run_at,
         start_rps=start_rps,
         bound_s=settings.bound_s,
         max_trials=settings.max_trials,
         tolerance=settings.tolerance,
     )
-    figures = trial_figures[best] if best is not None else None
     if capacity.sustained_rps is not None:
         # The offered audio rate that held: what one instance carries around the clock.
         mean_clip_s = sum(clip.duration_s for clip in clips) / len(clips)
@@ -130,7 +128,7 @@ def _capacity(
             f"the search did not converge in {settings.max_trials} trials: the sustained rate "
             "is the highest that held, not within the tolerance"
         )
-    return figures, records, warnings, capacity
+    return records, warnings, capacity
 
 
 def run_load(
@@ -161,7 +159,6 @@ def run_load(
         before, _ = _rss(target)
         warnings: list[str] = []
         records: list[RequestRecord] = []
-        figures: LoadFigures | None = None
         extra: dict = {}
         run_settings = settings.model_dump()
         if scenario == "bad-input":
@@ -169,11 +166,8 @@ def run_load(
             extra = {"bad_input": answers, "still_serving": still}
         elif scenario == "single-stream":
             records = sc.single_stream(target, clips, settings)
-            figures = sc.figures(records, clips)
         elif scenario == "offline":
             records, warnings = sc.offline(target, clips, settings)
-            figures = sc.figures(records, clips)
-            offline_rps = figures.throughput_rps or None
         elif scenario == "server":
             rate = settings.rate_rps or (offline_rps / 2 if offline_rps else None)
             if rate is None:
@@ -183,7 +177,6 @@ def run_load(
                 )
             run_settings["rate_rps"] = rate
             records, warnings = sc.server(target, clips, settings, rate)
-            figures = sc.figures(records, clips, rate_rps=rate, bound_s=settings.bound_s)
         else:  # capacity
             start = settings.start_rps or offline_rps
             if start is None:
@@ -192,9 +185,7 @@ def run_load(
                     "scenario in the same run"
                 )
             run_settings["start_rps"] = start
-            figures, records, warnings, capacity = _capacity(
-                target, clips, settings, start, pricing
-            )
+            records, warnings, capacity = _capacity(target, clips, settings, start, pricing)
             extra = {"capacity": capacity}
         after, by_name = _rss(target)
         result = LoadResult(
@@ -202,7 +193,6 @@ def run_load(
             scenario=scenario,
             settings=run_settings,
             clips=[clip.info for clip in clips],
-            figures=figures,
             requests=records,
             server_rss_before_mb=before,
             server_rss_after_mb=after,
@@ -211,6 +201,8 @@ def run_load(
             warnings=warnings,
             **extra,
         )
+        if scenario == "offline" and result.figures is not None:
+            offline_rps = result.figures.throughput_rps or None
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -30,14 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from transcription_benchmarks.audio import find_test_audio, probe_audio, reference_for
 from transcription_benchmarks.errors import InvalidOptionError
-from transcription_benchmarks.load.result import (
-    ClipInfo,
-    LoadFigures,
-    Outcome,
-    RequestRecord,
-)
+from transcription_benchmarks.load.result import ClipInfo, Outcome, RequestRecord
 from transcription_benchmarks.load.targets import Answer, LoadTarget
-from transcription_benchmarks.measure.timer import Latency
 from transcription_benchmarks.quality.metrics import error_rates
 
 LATE_SEND_S = 0.05
@@ -143,46 +136,6 @@ def _record(
         clip=clip.name, trial=trial, due_s=due, sent_s=sent, latency_s=latency,
         status=answer.status, outcome=outcome, wer=wer, error=error,
     )  # fmt: skip
-
-
-def figures(
-    records: Sequence[RequestRecord],
-    clips: Sequence[Clip],
-    *,
-    rate_rps: float | None = None,
-    bound_s: float | None = None,
-) -> LoadFigures:
-    """The scenario's figures from its requests (nothing stored that they cannot give again)."""
-    durations = {clip.name: clip.duration_s for clip in clips}
-    counts = Counter(r.outcome for r in records)
-    answered = [r.latency_s for r in records if r.outcome in ("ok", "wrong") and r.latency_s]
-    ends = [r.due_s + r.latency_s for r in records if r.latency_s is not None]
-    start = min((r.due_s for r in records), default=0.0)
-    wall = max(max(ends, default=start) - start, 1e-9)
-    correct = [r for r in records if r.outcome == "ok"]
-    latency = Latency.of(answered) if answered else None
-    held = None
-    if bound_s is not None:
-        held = (
-            latency is not None
-            and latency.p99_s <= bound_s
-            and counts["failed"] + counts["wrong"] + counts["unanswered"] == 0
-        )
-    return LoadFigures(
-        requests=len(records),
-        ok=counts["ok"],
-        wrong=counts["wrong"],
-        failed=counts["failed"],
-        unanswered=counts["unanswered"],
-        wall_s=wall,
-        latency=latency,
-        throughput_rps=len(correct) / wall,
-        audio_s_per_s=sum(durations[r.clip] for r in correct) / wall,
-        arrival_rps=rate_rps,
-        bound_s=bound_s,
-        bound_held=held,
-        statuses={str(k): v for k, v in sorted(Counter(r.status for r in records).items())},
-    )
 
 
 def single_stream(

@@ -161,7 +161,7 @@ def server_memory(url: str) -> ServerMemory | None:
     root = listening_process(url)
     if root is None:
         return None
-    # The listener may be a child of the launcher (MMS): its whole group is the server.
+    # The listener and what it spawned: MMS's Java frontend and its Python workers.
     processes = [root, *root.children(recursive=True)]
     by_name: Counter[str] = Counter()
     for process in processes:

@@ -220,7 +220,7 @@ class OpenAITarget:
         try:
             response = httpx.post(
                 f"{self.base_url}/audio/transcriptions",
-                files={"audio": ("jfk.flac", CORRUPT_AUDIO)},
+                files={"audio": ("audio.wav", CORRUPT_AUDIO)},
                 data={self.model_field: self.model},
                 timeout=self.timeout_s,
             )

@@ -39,7 +39,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from transcription_benchmarks.errors import BenchError
-from transcription_benchmarks.load.result import LoadResult
+from transcription_benchmarks.load.result import LoadResult, Scenario
 from transcription_benchmarks.matrix.rows import Results, Row
 from transcription_benchmarks.report.table import (
     config_label,
@@ -108,7 +108,7 @@ class LoadLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str | None = None
-    scenario: str | None = None
+    scenario: Scenario | None = None
     max_p50_s: float | None = Field(None, gt=0)
     max_p99_s: float | None = Field(None, gt=0)
     min_throughput_rps: float | None = Field(None, gt=0)
