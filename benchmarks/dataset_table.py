@@ -29,7 +29,7 @@ def main() -> None:
     options = parser.parse_args()
     options.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    for engine in installed_backends():
+    for engine in installed_backends(PACKAGED_ID):
         sizes = [None, options.batch_size] if backend_class(engine).supports_batching else [None]
         for size in sizes:
             args = {"backend": engine, "device": "cpu", "beam_size": 1, "temperature": 0.0}

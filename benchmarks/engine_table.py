@@ -77,7 +77,7 @@ def main() -> None:
             {"warmup": 0, "repeats": 1},
         ),
     ]
-    engines = installed_backends()
+    engines = installed_backends(PACKAGED_ID)
     found = rows_for(engines, files, opts.beams, opts.cpu_threads)
 
     texts = {

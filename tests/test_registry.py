@@ -26,13 +26,14 @@ PLUGIN_DIR = Path(__file__).parent / "plugin_engine"
 
 
 def test_builtin_engines_come_from_the_table():
-    builtin = ("faster-whisper", "transformers", "openai-whisper", "whisper.cpp")
+    builtin = ("faster-whisper", "transformers", "openai-whisper", "whisper.cpp", "nemo")
     assert tuple(BUILTIN) == builtin
-    assert backend_names()[:4] == builtin
+    assert backend_names()[:5] == builtin
     assert backend_for_format("ctranslate2") == "faster-whisper"
     assert backend_for_format("transformers") == "transformers"
     assert backend_for_format("openai-whisper") == "openai-whisper"
     assert backend_for_format("ggml") == "whisper.cpp"
+    assert backend_for_format("nemo") == "nemo"
     with pytest.raises(InvalidOptionError, match="no registered engine reads onnx models"):
         backend_for_format("onnx")
     assert get_backend("transformers").reads >= {"dtype", "generate_kwargs"}

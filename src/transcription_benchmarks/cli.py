@@ -33,6 +33,20 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
+def _read_by(option: str, extra: str = "") -> str:
+    """An option's help: the engines that read it (their `reads`, so a new engine shows up)."""
+    from transcription_benchmarks.backends.registry import backend_class, backend_names
+
+    readers = []
+    for name in backend_names():
+        try:
+            if option in backend_class(name).reads:
+                readers.append(name)
+        except BenchError:
+            continue  # a plug-in that does not load reads nothing
+    return ", ".join(readers) + extra
+
+
 def _key_values(pairs: list[str], flag: str, *, parse_json: bool = True) -> dict[str, Any]:
     """KEY=VALUE pairs; VALUE is parsed as JSON when it parses (5, true, [0.0, 0.2]), else a
     string; with parse_json=False always the string (environment variables)."""
@@ -119,23 +133,30 @@ def bench_command(
         bool | None, typer.Option("--without-timestamps/--with-timestamps")
     ] = None,
     word_timestamps: Annotated[bool, typer.Option()] = False,
-    compute_type: Annotated[ComputeType, typer.Option(help="faster-whisper")] = "default",
-    chunk_length: Annotated[int | None, typer.Option(help="faster-whisper, seconds")] = None,
+    compute_type: Annotated[ComputeType, typer.Option(help=_read_by("compute_type"))] = "default",
+    chunk_length: Annotated[
+        int | None, typer.Option(help=_read_by("chunk_length", ", seconds"))
+    ] = None,
     vad_filter: Annotated[
         bool | None, typer.Option("--vad-filter/--no-vad-filter", help="faster-whisper")
     ] = None,
     condition_on_previous_text: Annotated[
         bool | None, typer.Option("--condition-on-previous-text/--no-condition-on-previous-text")
     ] = None,
-    cpu_threads: Annotated[int, typer.Option(help="faster-whisper, 0 = default")] = 0,
+    cpu_threads: Annotated[int, typer.Option(help=_read_by("cpu_threads", "; 0 = default"))] = 0,
     transcribe_option: Annotated[
-        list[str] | None, typer.Option(help="faster-whisper transcribe KEY=VALUE (repeatable)")
+        list[str] | None,
+        typer.Option(
+            help=_read_by("transcribe_options", ": the engine's own KEY=VALUE (repeatable)")
+        ),
     ] = None,
-    dtype: Annotated[TorchDType | None, typer.Option(help="transformers")] = None,
+    dtype: Annotated[TorchDType | None, typer.Option(help=_read_by("dtype"))] = None,
     attn_implementation: Annotated[
         AttnImplementation | None, typer.Option(help="transformers")
     ] = None,
-    chunk_length_s: Annotated[float | None, typer.Option(help="transformers, seconds")] = None,
+    chunk_length_s: Annotated[
+        float | None, typer.Option(help=_read_by("chunk_length_s", ", seconds"))
+    ] = None,
     generate_kwarg: Annotated[
         list[str] | None, typer.Option(help="transformers generate KEY=VALUE (repeatable)")
     ] = None,
@@ -693,6 +714,7 @@ def autotune_command(
     space = SearchSpace.default(
         kind,
         engines or list(precisions) or None,
+        model=model,
         beam_sizes=beam_sizes,
         batch_sizes=[b or None for b in batch_sizes] if batch_sizes else None,
     )

@@ -139,6 +139,9 @@ class Backend(ABC):
     sequential_batch_size: int | None = None
     """The batch_size that decodes one window at a time (batch invariance's baseline): None
     where leaving batch_size unset does; an engine without an unbatched path sets 1."""
+    families: frozenset[str] = frozenset({"whisper"})
+    """The model families it runs (models.model_family): what studies that try every installed
+    engine on one model pick engines by."""
     cpu_precisions: tuple[str, ...] = ()
     """Precisions worth searching on a CPU (auto-tune's default), and on a GPU."""
     gpu_precisions: tuple[str, ...] = ()
@@ -156,6 +159,21 @@ class Backend(ABC):
                     + ("is not installed" if missing else f"fails to import ({exc})")
                     + f": pip install 'transcription-benchmarks[{self.install_extra}]'"
                 ) from exc
+
+    @classmethod
+    def missing_packages(cls) -> str | None:
+        """What check_installed would say of packages that are not installed at all, found
+        without importing anything (None: all present; whether they import is another
+        matter)."""
+        import importlib.util
+
+        for module in cls.required_modules:
+            if importlib.util.find_spec(module.partition(".")[0]) is None:
+                return (
+                    f"backend {cls.name!r} needs {module.partition('.')[0]}, which is not "
+                    f"installed: pip install 'transcription-benchmarks[{cls.install_extra}]'"
+                )
+        return None
 
     @abstractmethod
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:

@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "transformers": "transcription_benchmarks.backends.transformers:TransformersBackend",
     "openai-whisper": "transcription_benchmarks.backends.openai_whisper:OpenAIWhisperBackend",
     "whisper.cpp": "transcription_benchmarks.backends.whisper_cpp:WhisperCppBackend",
+    "nemo": "transcription_benchmarks.backends.nemo:NemoBackend",
 }
 
 
@@ -100,12 +101,19 @@ def backend_for_format(model_format: str) -> str:
     raise InvalidOptionError(f"no registered engine reads {model_format} models")
 
 
-def installed_backends() -> list[str]:
-    """The engines whose packages import here."""
+def installed_backends(model: str | None = None) -> list[str]:
+    """The engines whose packages import here; with `model`, those that run its family (a
+    Whisper model on the Whisper engines, a NeMo one on NeMo)."""
+    from transcription_benchmarks.models import model_family
+
+    family = model_family(model) if model is not None else None
     found = []
     for name in backend_names():
         try:
-            get_backend(name).check_installed()
+            backend = get_backend(name)
+            if family is not None and family not in backend.families:
+                continue
+            backend.check_installed()
         except BenchError:
             continue
         found.append(name)

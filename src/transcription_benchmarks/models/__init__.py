@@ -7,6 +7,7 @@ from transcription_benchmarks.models.resolve import (
     ResolvedModel,
     detect_format,
     guess_format,
+    model_family,
     resolve,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ResolvedModel",
     "detect_format",
     "guess_format",
+    "model_family",
     "resolve",
 ]

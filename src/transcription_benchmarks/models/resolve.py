@@ -19,7 +19,7 @@ from typing import Literal
 
 from transcription_benchmarks.errors import BackendNotInstalledError, ModelNotFoundError
 
-ModelFormat = Literal["ctranslate2", "transformers", "openai-whisper", "ggml"]
+ModelFormat = Literal["ctranslate2", "transformers", "openai-whisper", "ggml", "nemo"]
 ModelSource = Literal["hub", "local", "packaged", "synthetic"]
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -90,10 +90,24 @@ def detect_format(directory: Path) -> ModelFormat | None:
     return None
 
 
+# Hub names of NeMo's ASR models (NVIDIA's canary, parakeet and stt_* families).
+NEMO_NAME_PREFIXES = ("nvidia/canary", "nvidia/parakeet", "nvidia/stt_", "stt_")
+
+
+def model_family(model: str) -> str:
+    """ "nemo" for what NeMo runs, "whisper" for what the Whisper engines run (their formats
+    convert into each other; NeMo's do not)."""
+    return "nemo" if guess_format(model) == "nemo" else "whisper"
+
+
 def guess_format(model: str) -> ModelFormat:
     """The format a name implies without fetching it (for picking a default backend)."""
+    from transcription_benchmarks.models.synthetic_nemo import nemo_arch
+
     if model.startswith(SYNTHETIC_PREFIX):
-        return "ctranslate2"
+        return "nemo" if nemo_arch(model) else "ctranslate2"
+    if model.endswith(".nemo") or model.lower().startswith(NEMO_NAME_PREFIXES):
+        return "nemo"
     path = Path(model).expanduser()
     if path.is_dir() and (found := detect_format(path)):
         return found
@@ -151,6 +165,12 @@ def _locate(model: str) -> ResolvedModel:
 
 
 def _synthetic(model: str, want: ModelFormat) -> ResolvedModel:
+    from transcription_benchmarks.models.synthetic_nemo import nemo_arch
+
+    if nemo_arch(model):
+        raise ModelNotFoundError(
+            f"{model} is a NeMo architecture: it runs on backend 'nemo', not as {want}"
+        )
     try:
         from transcription_benchmarks.models import synthetic
     except ImportError as exc:

@@ -122,10 +122,13 @@ class SearchSpace(BaseModel):
         cls,
         kind: Literal["gpu", "cpu"],
         engines: Sequence[BackendName] | None = None,
+        *,
+        model: str | None = None,
         **overrides: Any,
     ) -> SearchSpace:
-        """The installed engines (or the ones named) with their precisions for this device."""
-        chosen = list(engines) if engines else installed_backends()
+        """The installed engines that run `model`'s family (or the ones named) with their
+        precisions for this device."""
+        chosen = list(engines) if engines else installed_backends(model)
         chosen = [engine for engine in chosen if backend_class(engine).precision_option]
         if not chosen:
             raise InvalidOptionError("no installed engine has a precision to tune")

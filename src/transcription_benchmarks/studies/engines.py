@@ -85,7 +85,7 @@ def engine_parity(
     from transcription_benchmarks.backends.registry import installed_backends
 
     args = args or GREEDY
-    chosen = list(engines) if engines else installed_backends()
+    chosen = list(engines) if engines else installed_backends(model)
     if len(chosen) < 2:
         raise InvalidOptionError(f"comparing engines needs two or more; have {chosen}")
     rows = []
@@ -108,7 +108,9 @@ def batch_invariance(
     from transcription_benchmarks.backends.registry import backend_class, installed_backends
 
     args = args or GREEDY
-    chosen = [e for e in (engines or installed_backends()) if backend_class(e).supports_batching]
+    chosen = [
+        e for e in (engines or installed_backends(model)) if backend_class(e).supports_batching
+    ]
     if not chosen:
         raise InvalidOptionError("no engine here decodes in batches")
     rows = []
