@@ -43,7 +43,7 @@ from transcription_benchmarks.matrix.rows import (
     record_rung,
     set_aside_torn_tail,
 )
-from transcription_benchmarks.matrix.spec import Matrix
+from transcription_benchmarks.matrix.spec import PYTHON_PREFIX, Matrix
 from transcription_benchmarks.matrix.worker import RUNNER_PID_ENV, one_line
 
 FINAL_STATUSES: frozenset[Status] = frozenset({"ok", "oom", "abort", "error", "unavailable"})
@@ -169,6 +169,17 @@ def remove_stale_cell_dirs() -> list[Path]:
     return removed
 
 
+def _missing_engine(cell: Cell) -> str | None:
+    """Why the cell's named engine cannot run here, where its packages are not installed at
+    all (found without importing them: NeMo's import alone takes seconds)."""
+    from transcription_benchmarks.backends.registry import backend_class
+
+    name = cell.args.get("backend")
+    if not name or cell.model.startswith(PYTHON_PREFIX):
+        return None
+    return backend_class(name).missing_packages()
+
+
 # Not mutated by `nox -s mutation`: process supervision, held by tests that drive real runner
 # and worker processes (test_matrix_hardening, test_matrix), about 30 s per mutant.
 def run_cell(
@@ -176,10 +187,8 @@ def run_cell(
 ) -> Row:  # pragma: no mutate block
     """One cell in a fresh worker process, classified by how the process ended."""
     started = datetime.now(UTC)
-    if cell.args.get("backend") == "nemo":  # no process needed to know it cannot run
-        from transcription_benchmarks.matrix.worker import nemo_reason
-
-        return _row(matrix, cell, "unavailable", nemo_reason(), started, 0.0)
+    if (missing := _missing_engine(cell)) is not None:  # no process needed to know that
+        return _row(matrix, cell, "unavailable", missing, started, 0.0)
     with tempfile.TemporaryDirectory(prefix=f"{CELL_DIR_PREFIX}{os.getpid()}-") as tmp:
         job = {"matrix": matrix, "cell": cell.model_dump(mode="json")}
         result = Path(tmp, "row.json")

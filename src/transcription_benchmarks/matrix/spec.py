@@ -28,10 +28,9 @@ device = "cpu"                        # other keys apply to every cell of this g
 
 A cell's options are `[defaults]`, then the grid's keys, then its config (or the cell's own
 keys), later ones winning. Each cell's options are validated with `BenchArgs.build` (the backend
-need not be installed). Two special forms:
+need not be installed: a cell whose engine's packages are missing here is recorded as
+"unavailable", with the install command, instead of being dropped). Special forms:
 
-- `backend = "nemo"` (a backend this harness has no adapter for): the options are validated
-  without it, and the runner records the cell as "unavailable" instead of dropping it.
 - `model = "python:package.module:function"`: the worker calls `function(**options)` instead of
   `bench()`; it returns a BenchResult or raises. The extension point for your own transcriber;
   its options are the function's business and are not checked against BenchArgs.
@@ -52,12 +51,11 @@ from pydantic import BaseModel, Field
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.matrix.rows import Cell
+from transcription_benchmarks.models.synthetic_nemo import known_architectures, nemo_arch
 from transcription_benchmarks.tomlfile import read_toml
 
 BUILTIN_MATRICES = ("cpu", "gpu")
 PYTHON_PREFIX = "python:"
-EXTERNAL_BACKENDS: dict[str, str] = {"nemo": "NeMo"}
-"""Backends a matrix may name that this harness cannot run: their cells become "unavailable"."""
 
 TOP_KEYS = {"name", "description", "defaults", "cells", "grid"}
 CELL_KEYS = {"model", "label", "fallback", "timeout_s", "dataset", "dataset_limit"}
@@ -175,7 +173,7 @@ def _build_cell(fields: dict[str, Any], fail) -> Cell:
     fallback = fields.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
         raise fail("'fallback' must be a model id")
-    if fallback and fallback.startswith("synthetic:"):
+    if fallback and fallback.startswith("synthetic:") and not nemo_arch(fallback):
         try:
             from transcription_benchmarks.models.synthetic import resolve_arch
 
@@ -183,7 +181,7 @@ def _build_cell(fields: dict[str, Any], fail) -> Cell:
         except ImportError:  # the synthetic extra is missing: the worker reports it
             pass
         except ValueError as exc:
-            raise fail(f"fallback: {exc}") from None
+            raise fail(f"fallback: {exc}; NeMo: {known_architectures()}") from None
     timeout = fields.get("timeout_s")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -194,11 +192,8 @@ def _build_cell(fields: dict[str, Any], fail) -> Cell:
         if parse_python_target(model) is None:
             raise fail(f"{model!r}: expected 'python:package.module:function'")
     else:
-        checked = dict(args)
-        if checked.get("backend") in EXTERNAL_BACKENDS:
-            checked.pop("backend")
         try:
-            BenchArgs.build(**checked)
+            BenchArgs.build(**args)
         except BenchError as exc:
             raise fail(str(exc)) from None
     dataset = fields.get("dataset")

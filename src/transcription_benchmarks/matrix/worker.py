@@ -79,9 +79,6 @@ def _run_dataset(cell: Cell):
 def _run_model(model: str, cell: Cell) -> BenchResult:
     if model.startswith(PYTHON_PREFIX):
         return _run_python(model, cell.args)
-    backend = cell.args.get("backend")
-    if backend == "nemo":
-        raise BackendNotInstalledError(nemo_reason())
     from transcription_benchmarks.args import BenchArgs
     from transcription_benchmarks.bench import bench
 
@@ -95,14 +92,6 @@ def _run_python(model: str, args: dict) -> BenchResult:
     if not isinstance(result, BenchResult):
         raise TypeError(f"{model} returned {type(result).__name__}, not a BenchResult")
     return result
-
-
-def nemo_reason() -> str:
-    import importlib.util
-
-    if importlib.util.find_spec("nemo") is None:
-        return "NeMo is not installed (nvidia/canary models need nemo_toolkit[asr])"
-    return "NeMo is installed but this harness has no NeMo backend yet"
 
 
 def classify_exception(exc: BaseException) -> Status:
