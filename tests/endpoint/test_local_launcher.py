@@ -67,6 +67,24 @@ def test_transformers_artifact_serves_in_the_container_stack(port, jfk_bytes):
         assert JFK_TEXT in _words(segments[0].text)
 
 
+def test_nemo_artifact_serves_in_the_container_stack(port, jfk_bytes):
+    # NeMo beside the container's transformers 4.51, through the one handler: a synthetic
+    # parakeet-TDT (fixed work: one token every 4 encoder frames, 35 for jfk.flac's 11 s).
+    with (
+        start_local_endpoint("synthetic:parakeet-tdt-tiny", backend="nemo", port=port) as server,
+        LocalEndpoint(server.url) as client,
+    ):
+        segments, info = predict(client, jfk_bytes)
+        assert info.backend == "nemo" and info.pipeline == "EncDecRNNTBPEModel.transcribe"
+        assert sum(len(s.tokens) for s in segments) == 35
+        assert info.duration == pytest.approx(11.0, abs=0.05)
+        refused = client.invoke(jfk_bytes, params={"task": "translate"})
+        assert refused.status == 400
+        assert "cannot translate" in ErrorBody.model_validate_json(refused.body).message
+        segments, info = predict(client, jfk_bytes, {"word_timestamps": True})
+        assert info.options["timestamps"] is True and segments[0].start >= 0.0
+
+
 def _words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
 

@@ -17,9 +17,9 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from transcription_benchmarks.backends.registry import backend_class, check_name
+from transcription_benchmarks.args import BenchArgs
+from transcription_benchmarks.backends.registry import backend_class, check_name, get_backend
 from transcription_benchmarks.errors import BenchError
-from transcription_benchmarks.models import resolve
 from transcription_benchmarks.serving.config import CONFIG_FILE, ServingConfig
 
 ARTIFACT_NAME = "model_artifact.tar.gz"
@@ -76,10 +76,17 @@ def stage(
     """Lay out an unpacked artifact in `dest`: the model files and code/. `link` symlinks the
     model files instead of copying them (the local endpoint serves in place)."""
     config = config or ServingConfig()
-    model_format = backend_class(config.backend).model_format
-    resolved = resolve(model, model_format)
+    backend = get_backend(config.backend)
+    model_format = backend.model_format
+    # The engine's own resolution (its own names; a NeMo model is one .nemo file).
+    resolved = backend.resolve_model(model, BenchArgs(backend=config.backend))
+    if not resolved.path.exists():
+        raise PackagingError(
+            f"{model} resolves to no file here ({resolved.path}): package a local copy"
+        )
     dest.mkdir(parents=True, exist_ok=True)
-    for item in sorted(resolved.path.iterdir()):
+    items = [resolved.path] if resolved.path.is_file() else sorted(resolved.path.iterdir())
+    for item in items:
         if item.name == "code" or item.name.startswith("."):
             continue
         target = dest / item.name
