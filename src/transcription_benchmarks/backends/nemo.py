@@ -121,8 +121,10 @@ class NemoBackend(Backend):
     required_modules = ("nemo", "nemo.collections.asr", "torch")
     fingerprint_packages = ("nemo_toolkit", "lightning", "torch")
     reads = frozenset({"dtype", "cpu_threads", "chunk_length_s", "transcribe_options"})
-    # With the DLC's own transformers pinned, so pip never swaps it (they resolve together).
-    container_requirements = ("nemo_toolkit[asr]==3.0.0", "transformers==4.51.3")
+    # With the DLC's own transformers pinned, so pip never swaps it (they resolve together),
+    # and a pyarrow that imports with the container's numpy 1.x (NeMo imports datasets, which
+    # imports pyarrow; pyarrow 26 refuses numpy 1.26, 21 takes it).
+    container_requirements = ("nemo_toolkit[asr]==3.0.0", "transformers==4.51.3", "pyarrow==21.0.0")
     families = frozenset({"nemo"})
     precision_option = "dtype"
     sequential_batch_size = 1
