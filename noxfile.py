@@ -17,9 +17,10 @@ import tomllib
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "endpoint"]
+nox.options.sessions = ["lint", "tests", "nemo", "endpoint"]
 
 ROOT = Path(__file__).parent
 SHARED_AUDIO = ROOT.parent / "shared" / "test_audio"
@@ -56,6 +57,17 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def nemo(session: nox.Session) -> None:
+    """The NeMo engine's tests (pytest -m nemo) in an environment of its own: nemo_toolkit pins
+    lightning and hydra-core and moves packaging, which the other engines' environment keeps.
+    Arguments after -- go to pytest."""
+    _install_torch(session)
+    session.install("-e", ".[nemo,serving]", "pytest>=8")
+    args = session.posargs or ["-m", "nemo", "tests/nemo_engine"]
+    session.run("pytest", *args, env=_audio_env())
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The main job, offline on CPU: tiny.en (embedded) on short.flac, then the CPU default suite
     with its report and thresholds. Options after -- run one `tbench bench` instead."""
@@ -78,17 +90,18 @@ def bench(session: nox.Session) -> None:
     )
 
 
-def _gpu_stack(session: nox.Session) -> bool:
+def _gpu_stack(session: nox.Session) -> list[str] | None:
     """Install the CUDA stack this machine's driver runs into the session: compat/stack.py
     chooses torch + ctranslate2 (+ cuBLAS 12) from the driver and oldest GPU NVML reports
     (TORCH_SPEC set in the environment overrides the torch), then `tbench doctor` must find
-    nothing in the way. False without an NVIDIA GPU; stops the session with the fix where no
-    stack fits the driver or doctor finds a known issue."""
+    nothing in the way. Returns the pins (torch, ctranslate2) that later installs must keep; None
+    without an NVIDIA GPU; stops the session with the fix where no stack fits the driver or
+    doctor finds a known issue."""
     choice = json.loads(_project_module(session, "transcription_benchmarks.compat.stack"))
     if not choice["gpu"]:
         reason = choice.get("error") or "NVML finds no NVIDIA GPU"
         session.log(f"no CUDA GPU here ({reason}): GPU session skipped")
-        return False
+        return None
     if choice["refusal"]:
         session.error(f"no CUDA stack fits this machine: {choice['refusal']}")
     stack = choice["stack"]
@@ -100,19 +113,32 @@ def _gpu_stack(session: nox.Session) -> bool:
         silent=True,
     )  # fmt: skip
     # The project's extras must not move the pins (TORCH_SPEC's --index-url stays out of it).
-    session.install("-e", ".[dev]", f"torch=={str(torch).strip()}", ct2)
+    pins = [f"torch=={str(torch).strip()}", ct2]
+    session.install("-e", ".[dev]", *pins)
     summary = str(session.run("tbench", "doctor", "--summary", silent=True, success_codes=[0, 1]))
     if summary.strip() != "No known issue applies.":
         session.error(f"doctor: the CUDA stack will not run here:\n{summary}")
-    return True
+    return pins
+
+
+def _nemo_on_stack(session: nox.Session, pins: list[str]) -> None:
+    """NeMo for the GPU suite's canary and parakeet rows, on the stack's own pins. Where its
+    own pins cannot be met beside them, those rows read "unavailable" and the rest runs."""
+    try:
+        session.install("-e", ".[nemo]", *pins)
+    except CommandFailed:
+        session.warn("NeMo does not install on this CUDA stack: its rows will be unavailable")
 
 
 @nox.session
 def gpu_bench(session: nox.Session) -> None:
     """The GPU suite (the original table's rows) with its report and thresholds, on the CUDA
-    stack this machine's driver runs (_gpu_stack). Exits 0 without an NVIDIA GPU."""
-    if not _gpu_stack(session):
+    stack this machine's driver runs (_gpu_stack), NeMo added where it fits. Exits 0 without an
+    NVIDIA GPU."""
+    pins = _gpu_stack(session)
+    if pins is None:
         return
+    _nemo_on_stack(session, pins)
     out = ROOT / "results"
     env = _audio_env()
     session.run(
@@ -132,7 +158,7 @@ def gpu_bench(session: nox.Session) -> None:
 def gpu_tests(session: nox.Session) -> None:
     """`pytest -m gpu`, one xdist worker per GPU, on the same stack as gpu_bench. Exits 0
     without an NVIDIA GPU; arguments after -- go to pytest."""
-    if not _gpu_stack(session):
+    if _gpu_stack(session) is None:
         return
     gpus = session.run(
         "python",
