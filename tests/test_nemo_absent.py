@@ -38,6 +38,15 @@ def test_nemo_is_a_registered_engine_reached_by_its_formats():
     assert guess_format("openai/whisper-large-v3") == "transformers"
 
 
+def test_a_directory_holding_a_nemo_file_is_a_nemo_model(tmp_path):
+    from transcription_benchmarks.models import detect_format
+
+    (tmp_path / "model.nemo").write_bytes(b"")
+    assert detect_format(tmp_path) == "nemo" and guess_format(str(tmp_path)) == "nemo"
+    with pytest.raises(ModelNotFoundError, match="no converter to ctranslate2"):
+        resolve(str(tmp_path), "ctranslate2")
+
+
 def test_a_nemo_architecture_is_not_a_whisper_one():
     with pytest.raises(ModelNotFoundError, match="NeMo architecture: it runs on backend 'nemo'"):
         resolve("synthetic:canary-1b", "ctranslate2")

@@ -177,7 +177,10 @@ def _missing_engine(cell: Cell) -> str | None:
     name = cell.args.get("backend")
     if not name or cell.model.startswith(PYTHON_PREFIX):
         return None
-    return backend_class(name).missing_packages()
+    try:
+        return backend_class(name).missing_packages()
+    except BenchError:  # a plug-in that does not load: the worker's row says why
+        return None
 
 
 # Not mutated by `nox -s mutation`: process supervision, held by tests that drive real runner

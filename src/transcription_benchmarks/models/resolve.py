@@ -73,9 +73,11 @@ class ResolvedModel:
 def detect_format(directory: Path) -> ModelFormat | None:
     """CTranslate2 if model.bin sits beside a config without HF's model_type; HF if a whisper
     config.json sits beside weights; openai-whisper if a .pt checkpoint is there; ggml if a .bin
-    file starts with ggml's magic. None otherwise."""
+    file starts with ggml's magic; NeMo if a .nemo file is there. None otherwise."""
     if any(directory.glob("*.pt")):
         return "openai-whisper"
+    if any(directory.glob("*.nemo")):
+        return "nemo"
     from transcription_benchmarks.models.hf_to_ggml import is_ggml
 
     if any(is_ggml(path) for path in directory.glob("*.bin")):
@@ -95,8 +97,8 @@ NEMO_NAME_PREFIXES = ("nvidia/canary", "nvidia/parakeet", "nvidia/stt_", "stt_")
 
 
 def model_family(model: str) -> str:
-    """ "nemo" for what NeMo runs, "whisper" for what the Whisper engines run (their formats
-    convert into each other; NeMo's do not)."""
+    """The family a model belongs to: "nemo" for what NeMo runs, "whisper" for what the
+    Whisper engines run (their formats convert into each other; NeMo's do not)."""
     return "nemo" if guess_format(model) == "nemo" else "whisper"
 
 
