@@ -282,3 +282,17 @@ def test_studies_offer_nemo_for_nemo_models_only():
 
     assert installed_backends(CANARY) == ["nemo"]
     assert "nemo" not in installed_backends("Systran/faster-whisper-tiny.en")
+
+
+def test_autotune_searches_nemo_batch_sizes():
+    # 1min.flac is two 30 s clips at batch 2: the batch decodes both in one forward.
+    done = subprocess.run(
+        [sys.executable, "-m", "transcription_benchmarks", "autotune", CANARY, "--device", "cpu",
+         "--memory-mb", "8000", "-f", "1min.flac", "--batch-size", "1", "--batch-size", "2",
+         "--beam-size", "1", "--finalists", "1", "--warmup", "0", "--repeats", "1"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "screen: nemo fp32, beam 1, batch 1: ok" in done.stderr  # progress
+    assert "largest batch size that fits: 2" in done.stdout
+    assert "pick: nemo fp32, beam 1, batch" in done.stdout
