@@ -62,8 +62,8 @@ def nemo(session: nox.Session) -> None:
     lightning and hydra-core and moves packaging, which the other engines' environment keeps.
     Arguments after -- go to pytest."""
     _install_torch(session)
-    session.install("-e", ".[nemo,serving]", "pytest>=8")
-    args = session.posargs or ["-m", "nemo", "tests/nemo_engine"]
+    session.install("-e", ".[nemo,serving]", "pytest>=8", "pytest-xdist>=3.5")
+    args = session.posargs or ["-n", "2", "-m", "nemo", "tests/nemo_engine"]
     session.run("pytest", *args, env=_audio_env())
 
 

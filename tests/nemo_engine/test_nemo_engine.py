@@ -296,3 +296,13 @@ def test_autotune_searches_nemo_batch_sizes():
     assert "screen: nemo fp32, beam 1, batch 1: ok" in done.stderr  # progress
     assert "largest batch size that fits: 2" in done.stdout
     assert "pick: nemo fp32, beam 1, batch" in done.stdout
+
+
+def test_canary_builds_after_another_model_was_restored(parakeet, tmp_path):
+    # NeMo keeps the last restored .nemo in a process-wide state, where a canary being built
+    # would look for a timestamps model unless its config says it has none.
+    from transcription_benchmarks.models.synthetic_nemo import ARCHITECTURES, _build
+
+    assert parakeet.kind == "transducer"  # restored in this process
+    _build(ARCHITECTURES["canary-tiny"], tmp_path)
+    assert (tmp_path / "model.nemo").stat().st_size > 0
