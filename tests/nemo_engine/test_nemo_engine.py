@@ -306,3 +306,17 @@ def test_canary_builds_after_another_model_was_restored(parakeet, tmp_path):
     assert parakeet.kind == "transducer"  # restored in this process
     _build(ARCHITECTURES["canary-tiny"], tmp_path)
     assert (tmp_path / "model.nemo").stat().st_size > 0
+
+
+def test_a_dataset_run_batches_utterances_through_nemo():
+    from transcription_benchmarks.datasets import run_dataset
+
+    result = run_dataset(PARAKEET, "shared", BenchArgs(device="cpu", batch_size=2), limit=3)
+    assert result.backend == "nemo" and result.batch_size == 2
+    assert len(result.utterances) == 3
+    assert result.score.wer > 0.5  # random weights, scored like any engine
+    from transcription_benchmarks.models.synthetic_nemo import tdt_tokens
+
+    for utterance in result.utterances:  # one whole word per step, batched or not
+        samples = round(utterance.duration_s * SAMPLE_RATE)
+        assert len(utterance.hypothesis.split()) == tdt_tokens(samples), utterance.id
