@@ -237,44 +237,29 @@ def test_the_cli_keeps_nemo_logging_out_of_its_output(jfk):
 
 
 def test_the_generic_handler_serves_a_nemo_model(tmp_path, jfk):
+    # The handler tests' stand-in for MMS's context, and their call through the toolkit's hooks.
+    from tests.test_serving_handlers import _call, _with_params
+
     from transcription_benchmarks.serving import handler
     from transcription_benchmarks.serving.config import ServingConfig
     from transcription_benchmarks.serving.package import stage
-    from transcription_benchmarks.serving.protocol import encode_params, parse_prediction
+    from transcription_benchmarks.serving.protocol import parse_prediction
 
     config = ServingConfig(backend="nemo", device="cpu")
     staged = stage(PARAKEET, tmp_path / "artifact", config=config, link=True)
     assert [p.name for p in staged.glob("*.nemo")] == ["model.nemo"]
     service = handler.model_fn(str(staged))
+    audio = jfk.read_bytes()
 
-    class Context:
-        def __init__(self, headers):
-            self.request_processor = [
-                type("R", (), {"get_request_properties": lambda s: headers})()
-            ]
-            self.status = None
-
-        def set_response_status(self, code, phrase=""):
-            self.status = (code, phrase)
-
-    def call(params=None):
-        headers = {"X-Amzn-SageMaker-Custom-Attributes": encode_params(params)} if params else {}
-        context = Context(headers)
-        data = handler.input_fn(jfk.read_bytes(), "application/octet-stream", context)
-        answer = handler.output_fn(
-            handler.predict_fn(data, service, context), "application/json", context
-        )
-        return answer, context
-
-    body, context = call()
+    body, context = _call(handler, service, audio)
     assert context.status is None
     segments, info = parse_prediction(body)
     assert info.backend == "nemo" and info.pipeline == "EncDecRNNTBPEModel.transcribe"
     assert sum(len(s.tokens) for s in segments) == 35
-    body, context = call({"word_timestamps": True})
+    body, context = _call(handler, service, audio, context=_with_params({"word_timestamps": True}))
     assert context.status is None and parse_prediction(body)[1].options["timestamps"] is True
-    body, context = call({"beam_size": 2})  # not a NeMo request option
-    assert context.status[0] == 400 and b"beam_size" in body
+    body, context = _call(handler, service, audio, context=_with_params({"beam_size": 2}))
+    assert context.status[0] == 400 and b"beam_size" in body  # not a NeMo request option
 
 
 def test_studies_offer_nemo_for_nemo_models_only():

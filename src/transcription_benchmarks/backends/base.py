@@ -155,9 +155,9 @@ class Backend(ABC):
             except ImportError as exc:
                 missing = isinstance(exc, ModuleNotFoundError) and exc.name == module
                 raise BackendNotInstalledError(
-                    f"backend {self.name!r} needs {module}, which "
-                    + ("is not installed" if missing else f"fails to import ({exc})")
-                    + f": pip install 'transcription-benchmarks[{self.install_extra}]'"
+                    self._needs(
+                        module, "is not installed" if missing else f"fails to import ({exc})"
+                    )
                 ) from exc
 
     @classmethod
@@ -168,12 +168,17 @@ class Backend(ABC):
         import importlib.util
 
         for module in cls.required_modules:
-            if importlib.util.find_spec(module.partition(".")[0]) is None:
-                return (
-                    f"backend {cls.name!r} needs {module.partition('.')[0]}, which is not "
-                    f"installed: pip install 'transcription-benchmarks[{cls.install_extra}]'"
-                )
+            package = module.partition(".")[0]
+            if importlib.util.find_spec(package) is None:
+                return cls._needs(package, "is not installed")
         return None
+
+    @classmethod
+    def _needs(cls, module: str, problem: str) -> str:
+        return (
+            f"backend {cls.name!r} needs {module}, which {problem}: "
+            f"pip install 'transcription-benchmarks[{cls.install_extra}]'"
+        )
 
     @abstractmethod
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:

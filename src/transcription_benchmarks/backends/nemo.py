@@ -110,9 +110,6 @@ class NemoRequestOptions(BaseModel):
     pnc: bool | None = None
     word_timestamps: bool | None = None
 
-    def limits_asked(self) -> dict[str, float | None]:
-        return {}
-
 
 class NemoBackend(Backend):
     name = "nemo"
@@ -163,6 +160,8 @@ class NemoBackend(Backend):
             with quiet_nemo():
                 built = synthetic_nemo.build_synthetic_nemo(arch.name)
             return ResolvedModel(model, built.path, "nemo", "synthetic", synthetic=True)
+        if not model.strip():
+            raise ModelNotFoundError("model id is empty")
         path = Path(model).expanduser()
         if path.is_dir():  # a served model's directory: its one .nemo file
             found = sorted(path.glob("*.nemo"))
@@ -177,8 +176,6 @@ class NemoBackend(Backend):
                     f"{path} is not a .nemo file" if path.exists() else f"{path} does not exist"
                 )
             return ResolvedModel(model, path.resolve(), "nemo", "local")
-        if not model.strip():
-            raise ModelNotFoundError("model id is empty")
         from_pretrained(model, config_only=True)
         return ResolvedModel(model, path, "nemo", "hub")
 

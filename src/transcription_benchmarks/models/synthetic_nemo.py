@@ -40,6 +40,7 @@ the endpoint included, knows the model is synthetic and what decoding it expects
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -172,8 +173,6 @@ def build_synthetic_nemo(name: str) -> BuiltNemoModel:
         )
     key = f"{arch.name}-b{BUILDER_VERSION}"
     directory = cached_directory("synthetic-nemo", key, lambda tmp: _build(arch, tmp))
-    import json
-
     info = json.loads((directory / "build.json").read_text(encoding="utf-8"))
     path = directory / "model.nemo"
     return BuiltNemoModel(
@@ -182,8 +181,6 @@ def build_synthetic_nemo(name: str) -> BuiltNemoModel:
 
 
 def _build(arch: NemoArch, out: Path) -> None:
-    import json
-
     import torch
 
     started = time.perf_counter()
