@@ -145,6 +145,12 @@ class Backend(ABC):
     cpu_precisions: tuple[str, ...] = ()
     """Precisions worth searching on a CPU (auto-tune's default), and on a GPU."""
     gpu_precisions: tuple[str, ...] = ()
+    request_mib_per_audio_minute: ClassVar[float] = 64.0
+    """What one request holds in host memory per audio minute, from its decoded body to its
+    transcript (the body itself apart): the figure an endpoint's memory budget divides
+    (serving/budget.py). Each engine states its own, measured by benchmarks/request_memory.py;
+    a plug-in that states none is budgeted like an engine that computes a whole file's
+    features at once, with room to spare."""
 
     def check_installed(self) -> None:
         """Import the backend's packages: a missing one, or one that fails to load (a CUDA

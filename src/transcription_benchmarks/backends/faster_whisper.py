@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -106,6 +107,12 @@ class FasterWhisperBackend(Backend):
     # CPU: int8_float32 is int8 there, and (b)float16 is emulated on most CPUs.
     cpu_precisions = ("int8", "float32")
     gpu_precisions = ("float16", "int8_float16")
+    # benchmarks/request_memory.py, tiny.en on CPU, 1 and 6 minutes of speech (2026-12-07):
+    # 7.4 MiB per audio minute with the features in pieces (the decoded samples 3.7, the mel
+    # power 1.8, the decoder's int16 frames while decoding); 46.5 with faster-whisper's
+    # whole-file features. A larger model adds no growth per minute (30 s windows), 128-bin
+    # models (large-v3) 1.1 more for their mel power.
+    request_mib_per_audio_minute = 8.5
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         batched = args.batch_size is not None
@@ -164,6 +171,9 @@ class FasterWhisperModel(LoadedModel):
                 num_workers=args.num_workers,
                 local_files_only=True,
             )
+        # Features in pieces: a request's memory no longer grows with its length but by the
+        # samples and the mel power alone (PiecewiseFeatureExtractor).
+        self.model.feature_extractor = piecewise_features(self.model.feature_extractor)
         self.batched = args.batch_size is not None
         # Both pipelines over the same weights: a request chooses one (bench() the one its
         # arguments chose at load time).
@@ -411,3 +421,91 @@ def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, 
         i * window_s for i in range(int(duration_s // window_s) + 1) if i * window_s < duration_s
     ]
     return [{"start": start, "end": min(start + window_s, duration_s)} for start in starts]
+
+
+PIECE_FRAMES = 3000
+"""Feature frames (30 s) per piece of a long file's log-mel features."""
+
+
+@functools.cache
+def _piecewise_extractor_class() -> type:
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    class PiecewiseFeatureExtractor(FeatureExtractor):
+        """faster-whisper's log-mel features, computed in pieces of 30 to 60 s of frames.
+
+        WhisperModel.transcribe computes the whole file's features at once, and its STFT holds
+        every frame windowed (float32), its spectrum (complex128, then complex64) and the power
+        at once: this project measured about 46 MiB per audio minute for a request, so 4 h of
+        digital silence in a 97 KB FLAC grew a worker past 9 GB. Each STFT frame reads only its
+        own 400 samples, so the pieces compute the same frames; only the mel power (80 or 128
+        floats a frame) is kept for the whole file, and the log, the global-max floor and the
+        scaling run over it as before. The output is bitwise the whole-file path's
+        (tests/test_request_memory.py compares them over many lengths), on two conditions
+        found by that comparison: a piece starts on a multiple of 3000 frames and holds at
+        least 3000 (the remainder joins the last piece), and the last piece also computes the
+        frame the whole-file path drops, so that numpy's FFT groups every piece's rows as it
+        groups the whole file's."""
+
+        def __call__(
+            self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None
+        ) -> np.ndarray:
+            if chunk_length is not None:
+                self.n_samples = chunk_length * self.sampling_rate
+                self.nb_max_frames = self.n_samples // self.hop_length
+            if waveform.dtype is not np.float32:
+                waveform = waveform.astype(np.float32)
+            n_fft, hop, pad = self.n_fft, self.hop_length, self.n_fft // 2
+            length = len(waveform) + (padding or 0)  # zeros appended by the whole-file path
+            frames = 1 + (length + 2 * pad - n_fft) // hop
+            if frames <= 2 * PIECE_FRAMES or length <= pad + 1:
+                return super().__call__(waveform, padding=padding)
+            window = np.hanning(n_fft + 1)[:-1].astype("float32")
+            kept = frames - 1
+            mel = np.empty((self.mel_filters.shape[0], kept), dtype=np.float32)
+            first = 0
+            while first < kept:
+                last = first + PIECE_FRAMES
+                if kept - last < PIECE_FRAMES:
+                    last = frames  # the remainder, and the frame dropped below
+                piece = _reflect_padded(
+                    waveform, length, pad, first * hop, (last - 1) * hop + n_fft
+                )
+                windows = np.lib.stride_tricks.as_strided(
+                    piece, (last - first, n_fft), (hop * piece.strides[0], piece.strides[0])
+                )
+                spectrum = np.fft.rfft(windows * window, n=n_fft, axis=-1).T.astype("complex64")
+                power = np.abs(spectrum) ** 2
+                if last == frames:
+                    power, last = power[:, :-1], kept
+                mel[:, first:last] = self.mel_filters @ power
+                first = last
+            np.clip(mel, 1e-10, None, out=mel)
+            np.log10(mel, out=mel)
+            np.maximum(mel, mel.max() - 8.0, out=mel)
+            mel += 4.0
+            mel /= 4.0
+            return mel
+
+    return PiecewiseFeatureExtractor
+
+
+def _reflect_padded(
+    waveform: np.ndarray, length: int, pad: int, start: int, stop: int
+) -> np.ndarray:
+    """Samples start:stop of the signal the whole-file STFT reads: `waveform` followed by zeros
+    up to `length`, reflected by `pad` samples at both ends (numpy's "reflect" padding)."""
+    index = np.abs(np.arange(start, stop) - pad)
+    index = np.where(index >= length, 2 * (length - 1) - index, index)
+    piece = np.zeros(stop - start, dtype=np.float32)
+    inside = index < len(waveform)
+    piece[inside] = waveform[index[inside]]
+    return piece
+
+
+def piecewise_features(extractor: Any) -> Any:
+    """`extractor` (a WhisperModel's FeatureExtractor) as a PiecewiseFeatureExtractor with the
+    same settings: memory for features flat in the file's length, the same numbers."""
+    piecewise = _piecewise_extractor_class().__new__(_piecewise_extractor_class())
+    piecewise.__dict__.update(vars(extractor))
+    return piecewise
