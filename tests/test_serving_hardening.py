@@ -175,7 +175,11 @@ def test_limits_are_the_serving_configs(service, jfk_bytes):
     )
     refusal = _refusal(tight, jfk_bytes, {"single": {"beam_size": 3}})
     assert "beam_size=3 (limits.max_beam_size = 2)" in refusal.message
-    assert "the audio is 11 s (limits.max_audio_s = 5)" in refusal.message
+    assert "audio" not in refusal.message  # refused on its options, before any decoding
+    refusal = _refusal(tight, jfk_bytes, {"single": {"beam_size": 2}})
+    assert (refusal.status, refusal.error) == (400, "LimitExceeded")
+    assert "the request body is 11 s long by its header; at most 5 s is taken" in refusal.message
+    assert "limits.max_audio_s = 5" in refusal.message
 
 
 def test_transformers_limits_name_the_chunk_length():

@@ -16,6 +16,16 @@ class AudioError(BenchError):
     """The audio file is missing, unreadable, corrupt or holds no samples."""
 
 
+class AudioTooLongError(AudioError):
+    """The audio is longer than the caller takes, by its header or by what decoded so far:
+    decoding stopped there, so its memory stayed bounded."""
+
+    def __init__(self, message: str, claimed_s: float | None, limit_s: float) -> None:
+        super().__init__(message)
+        self.claimed_s = claimed_s
+        self.limit_s = limit_s
+
+
 class ModelNotFoundError(BenchError):
     """The model id or path cannot be resolved to a model directory."""
 

@@ -49,11 +49,12 @@ class RequestLimits(BaseModel):
         5.0, gt=0, description="shortest chunk_length / chunk_length_s (windows per request)"
     )
 
-    def check(self, audio_s: float, **asked: float | None) -> None:
+    def check(self, audio_s: float | None, **asked: float | None) -> None:
         """asked: beam_size, best_of, temperatures, batch_size, max_new_tokens, chunk_length_s;
-        None for what the request leaves at the engine's default."""
+        None for what the request leaves at the engine's default. `audio_s`: None where the
+        audio is checked as it decodes (the handler: serving/budget.py's effective limit)."""
         problems = []
-        if audio_s > self.max_audio_s:
+        if audio_s is not None and audio_s > self.max_audio_s:
             problems.append(
                 f"the audio is {audio_s:.0f} s (limits.max_audio_s = {self.max_audio_s:g})"
             )
@@ -91,6 +92,11 @@ class ServingConfig(BaseModel):
     dtype: TorchDType | None = None
     """Torch engines (transformers, openai-whisper): None gives fp16 on CUDA, fp32 on CPU."""
     limits: RequestLimits = Field(default_factory=RequestLimits)
+    memory_budget_mb: float | None = Field(None, gt=0)
+    """Memory one request may take in a worker (MiB); with the engine's cost per audio minute it
+    bounds the audio a request may carry below limits.max_audio_s. None: the machine's memory
+    over the model server's workers, less what a worker holds with its model loaded
+    (serving/budget.py)."""
     request_timeout_s: float | None = Field(None, gt=0)
     """How long one request may run before its worker is ended; None: the model server's
     response timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT / MMS_DEFAULT_RESPONSE_TIMEOUT)."""

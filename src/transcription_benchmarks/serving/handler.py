@@ -2,14 +2,18 @@
 predict_fn and output_fn per request, for every engine.
 
 model_fn loads the engine code/serving.json names through the same registry and backend code
-bench() measures (device, precision and threads as benchmarked). predict_fn validates the
-request's parameters against the loaded model's `request_options`, checks the endpoint's
-per-request limits, and calls the model's one per-request entry point,
-`transcribe(samples, request)`, which bench() calls too. Nothing here names an engine.
+bench() measures (device, precision and threads as benchmarked), and sets the worker's audio
+budget (serving/budget.py). predict_fn validates the request's parameters against the loaded
+model's `request_options` and checks the endpoint's per-request limits before any audio is
+decoded; then, inside the request's deadline, decodes the body no further than the audio
+budget allows and calls the model's one per-request entry point, `transcribe(samples,
+request)`, which bench() calls too. Nothing here names an engine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -21,8 +25,9 @@ from pydantic import BaseModel
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.backends.base import LoadedModel
 from transcription_benchmarks.backends.registry import get_backend
-from transcription_benchmarks.errors import InvalidOptionError
+from transcription_benchmarks.errors import AudioTooLongError, InvalidOptionError
 from transcription_benchmarks.serving import legacy
+from transcription_benchmarks.serving.budget import AudioBudget, audio_budget
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.protocol import (
     ErrorBody,
@@ -34,21 +39,25 @@ from transcription_benchmarks.serving.protocol import (
 )
 from transcription_benchmarks.serving.toolkit import (
     AudioRequest,
+    Deadline,
     ReceivedRequest,
     RequestRefusedError,
-    audio_request,
+    decode_body,
     fail,
     in_model_server,
     read_request,
     refuse,
     refuse_invalid,
     request_deadline,
+    request_params,
     request_timeout_s,
     write_json,
 )
 
 LOAD_OPTIONS = ("compute_type", "cpu_threads", "dtype")
 """ServingConfig fields that are BenchArgs options: each goes to the engines that read it."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +68,24 @@ class Service:
     config: ServingConfig
     kill_on_timeout: bool = False
     """In a model server's worker: a request past its hard deadline ends the process."""
+    budget: AudioBudget | None = None
+    """The worker's audio limit per request; None: found from the config when first needed."""
+
+    @property
+    def audio_budget(self) -> AudioBudget:
+        if self.budget is None:
+            self.budget = worker_budget(self.config, self.config.device)
+        return self.budget
+
+
+def worker_budget(config: ServingConfig, device: str) -> AudioBudget:
+    """This worker's audio budget, measured with the model loaded."""
+    return audio_budget(
+        config.limits.max_audio_s,
+        get_backend(config.backend).request_mib_per_audio_minute,
+        budget_mb=config.memory_budget_mb,
+        device=device,
+    )
 
 
 def load_service(
@@ -70,8 +97,17 @@ def load_service(
     options = {k: getattr(config, k) for k in LOAD_OPTIONS if k in backend.reads}
     args = BenchArgs(backend=config.backend, device=config.device, **options)
     model = backend.resolve_model(str(Path(model_dir)), args)
-    loaded = backend.load(model, args, backend.resolve_device(config.device))
-    return Service(loaded, config, kill_on_timeout=kill_on_timeout)
+    device = backend.resolve_device(config.device)
+    loaded = backend.load(model, args, device)
+    budget = worker_budget(config, device)
+    logger.info(
+        "serving %s on %s: at most %.0f s of audio per request (%s)",
+        config.backend,
+        device,
+        budget.max_audio_s(),
+        budget.describe(),
+    )
+    return Service(loaded, config, kill_on_timeout=kill_on_timeout, budget=budget)
 
 
 def model_fn(model_dir: str, context: Any = None) -> Service:
@@ -91,14 +127,37 @@ def predict_fn(data: ReceivedRequest | ErrorBody, model: Service, context: Any =
         return data
     try:
         params_model = model.model.request_options
-        request = audio_request(
+        params, was_legacy, warnings = request_params(
             data, params_model, legacy_format=legacy if legacy.accepts(params_model) else None
         )
-        asked = getattr(request.params, "limits_asked", dict)()  # a plug-in may declare none
-        model.config.limits.check(request.duration_s, **asked)
-        if getattr(request.params, "task", None) == "detect_language" and not request.legacy:
-            return detect_language(model, request)
-        return transcribe(model, request)
+        asked = getattr(params, "limits_asked", dict)()  # a plug-in may declare none
+        model.config.limits.check(None, **asked)  # the audio: while it decodes, below
+        with request_deadline(
+            request_timeout_s(model.config), kill=model.kill_on_timeout
+        ) as deadline:
+            request = AudioRequest(
+                decode_body(
+                    data.body,
+                    max_s=model.audio_budget.max_audio_s(len(data.body)),
+                    checkpoint=deadline.check,
+                ),
+                params,
+                legacy=was_legacy,
+                warnings=warnings,
+            )
+            if getattr(params, "task", None) == "detect_language" and not was_legacy:
+                return detect_language(model, request, deadline)
+            return transcribe(model, request, deadline)
+    except AudioTooLongError as exc:
+        return refuse(
+            context,
+            RequestRefusedError(
+                HTTPStatus.BAD_REQUEST,
+                "LimitExceeded",
+                f"over this endpoint's per-request limits: {exc} "
+                f"({model.audio_budget.describe(len(data.body))}; set in code/serving.json)",
+            ),
+        )
     except RequestRefusedError as exc:
         return refuse(context, exc)
     except InvalidOptionError as exc:  # over a limit, or a value the model cannot take
@@ -115,14 +174,17 @@ def output_fn(prediction: BaseModel | bytes, accept: str, context: Any = None) -
     return write_json(prediction, accept, context)
 
 
-def transcribe(service: Service, request: AudioRequest) -> Prediction | bytes:
+def transcribe(
+    service: Service, request: AudioRequest, deadline: Deadline | None = None
+) -> Prediction | bytes:
+    """`deadline`: the request's, already running (predict_fn decodes inside it); None opens
+    one for this call."""
     started = time.perf_counter()
-    timeout = request_timeout_s(service.config)
-    with request_deadline(timeout, kill=service.kill_on_timeout) as deadline:
+    with _within(service, deadline) as running:
         transcript = service.model.transcribe(
-            request.samples, request.params, checkpoint=deadline.check
+            request.samples, request.params, checkpoint=running.check
         )
-        deadline.check()
+        running.check()
     processing_s = time.perf_counter() - started
     segments = [WireSegment.model_validate(s, from_attributes=True) for s in transcript.segments]
     info = transcript.info
@@ -143,8 +205,10 @@ def transcribe(service: Service, request: AudioRequest) -> Prediction | bytes:
     )
 
 
-def detect_language(service: Service, request: AudioRequest) -> LanguageDetection:
-    with request_deadline(request_timeout_s(service.config), kill=service.kill_on_timeout):
+def detect_language(
+    service: Service, request: AudioRequest, deadline: Deadline | None = None
+) -> LanguageDetection:
+    with _within(service, deadline):
         guess = service.model.detect_language(request.samples, request.params)
     return LanguageDetection(
         language=guess.language,
@@ -154,3 +218,12 @@ def detect_language(service: Service, request: AudioRequest) -> LanguageDetectio
         ],
         duration=request.duration_s,
     )
+
+
+def _within(
+    service: Service, deadline: Deadline | None
+) -> contextlib.AbstractContextManager[Deadline]:
+    """The running deadline, or a new one for this request."""
+    if deadline is not None:
+        return contextlib.nullcontext(deadline)
+    return request_deadline(request_timeout_s(service.config), kill=service.kill_on_timeout)

@@ -15,20 +15,23 @@ import logging
 import math
 import os
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
 
 from transcription_benchmarks.audio.decode import SAMPLE_RATE, decode_audio
-from transcription_benchmarks.errors import AudioError, BenchError, InvalidOptionError
+from transcription_benchmarks.errors import (
+    AudioError,
+    AudioTooLongError,
+    BenchError,
+    InvalidOptionError,
+)
 from transcription_benchmarks.serving.config import (
     MAX_BODY_ENV,
     REQUEST_TIMEOUT_ENV,
@@ -134,21 +137,20 @@ def read_request(
     return ReceivedRequest(input_data, raw)
 
 
-def audio_request(
+def request_params(
     received: ReceivedRequest, params_model: type[ParamsModel], legacy_format: Any = None
-) -> AudioRequest:
-    """Validated parameters (in today's format, or the original one where `legacy_format`
-    recognises them), then the decoded audio: a request wrong in both hears of its params."""
-    raw, legacy, warnings = received.params, False, []
+) -> tuple[Any, bool, list[str]]:
+    """The validated parameters, in today's format or the original one where `legacy_format`
+    recognises them: (params, whether legacy, warnings for the answer). Nothing is decoded
+    yet, so a request with bad parameters costs no decoding."""
+    raw = received.params
     try:
         if legacy_format is not None and raw is not None and legacy_format.recognises(raw):
             params, warnings = legacy_format.convert(raw)
-            legacy = True
-        else:
-            params = parse_params(params_model, raw)
+            return params, True, warnings
+        return parse_params(params_model, raw), False, []
     except ParamsError as exc:
         raise RequestRefusedError(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc)) from exc
-    return AudioRequest(decode_body(received.body), params, legacy=legacy, warnings=warnings)
 
 
 def max_body_bytes() -> int:
@@ -254,17 +256,19 @@ def in_model_server(context: Any) -> bool:
     return isinstance(properties, dict) and properties.get("server_name") == "MMS"
 
 
-def decode_body(data: bytes) -> np.ndarray:
-    """The project's decoder (PyAV), so the endpoint hears exactly what bench() hears; it reads
-    from a file, and 6 MB through a temporary file costs milliseconds."""
-    with tempfile.TemporaryDirectory(prefix="tb-request-") as tmp:
-        path = Path(tmp) / "audio"
-        path.write_bytes(data)
-        try:
-            return decode_audio(path)
-        except AudioError as exc:
-            message = str(exc).replace(str(path), "the request body")
-            raise RequestRefusedError(HTTPStatus.BAD_REQUEST, "AudioError", message) from exc
+def decode_body(
+    data: bytes, *, max_s: float | None = None, checkpoint: Callable[[], None] | None = None
+) -> np.ndarray:
+    """The project's decoder (PyAV) reading the body from memory, so the endpoint hears exactly
+    what bench() hears. `max_s`: audio beyond it is refused from the container's header, or as
+    soon as decoding passes it (AudioTooLongError, raised as it is: the caller words the
+    limit); `checkpoint` runs between frames (the request deadline)."""
+    try:
+        return decode_audio(data, max_s=max_s, checkpoint=checkpoint)
+    except AudioTooLongError:
+        raise
+    except AudioError as exc:
+        raise RequestRefusedError(HTTPStatus.BAD_REQUEST, "AudioError", str(exc)) from exc
 
 
 def refuse(context: Any, exc: RequestRefusedError) -> ErrorBody:
