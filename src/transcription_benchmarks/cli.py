@@ -1024,8 +1024,14 @@ def serve_local_command(
         str, typer.Argument(help="an unpacked artifact, or anything `bench` takes")
     ] = DEFAULT_MODEL,
     backend: Annotated[BackendName | None, typer.Option(help="default: faster-whisper")] = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="the address to bind; other than loopback needs --expose")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8080,
+    expose: Annotated[
+        bool,
+        typer.Option(help="serve on a non-loopback --host: any machine that reaches it may call"),
+    ] = False,
     workers: Annotated[int, typer.Option(help="MMS worker processes, one model each")] = 1,
     config: Annotated[
         Path | None,
@@ -1041,7 +1047,16 @@ def serve_local_command(
     import time
 
     from transcription_benchmarks.serving.config import ServingConfig
-    from transcription_benchmarks.serving.local import start_local_endpoint
+    from transcription_benchmarks.serving.local import exposure, is_loopback, start_local_endpoint
+
+    if not is_loopback(host):
+        if not expose:
+            raise typer.BadParameter(
+                f"{host} is not a loopback address: {exposure(host, port)} Add --expose if "
+                "that is meant.",
+                param_hint="--host",
+            )
+        errors.print(f"warning: {exposure(host, port)}", highlight=False, markup=False)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through the server's context manager: all stopped
@@ -1058,6 +1073,7 @@ def serve_local_command(
             workers=workers,
             config=serving,
             response_timeout_s=response_timeout,
+            expose=expose,
         ) as server:
             errors.print(
                 f"serving {model} on {server.url} (log: {server.log}); Ctrl-C stops it",

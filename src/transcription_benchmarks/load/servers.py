@@ -171,8 +171,8 @@ def server_memory(url: str) -> ServerMemory | None:
 
 
 TARGET_SPECS = (
-    "local (the SageMaker-style endpoint on $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL, started "
-    "here with tiny.en when nothing answers there); faster-whisper-server (started here with "
+    "local (the SageMaker-style endpoint named in $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL, else "
+    "one started here with tiny.en on a free port); faster-whisper-server (started here with "
     "tiny.en); http://HOST:PORT (a SageMaker-style endpoint); openai:http://HOST:PORT[/v1] (an "
     "OpenAI-compatible server); sagemaker:ENDPOINT (a deployed SageMaker endpoint)"
 )
@@ -193,22 +193,20 @@ def open_target(
     from transcription_benchmarks.load import targets
 
     if spec == "local":
-        from transcription_benchmarks.serving.client import LocalEndpoint
-        from transcription_benchmarks.serving.local import local_url, start_local_endpoint
+        from transcription_benchmarks.serving.local import configured_url, start_local_endpoint
 
-        url = local_url()
-        with LocalEndpoint(url) as probe:
-            running = probe.ping() is not None
-        if not running:
-            parsed = urlparse(url)
-            server = start_local_endpoint(
-                host=parsed.hostname or "127.0.0.1", port=parsed.port or 80
-            )
+        # The endpoint named in $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL, else one started here on
+        # a free port: never whatever happens to answer on a default port.
+        url = configured_url()
+        started_here = url is None
+        if url is None:
+            server = start_local_endpoint()
             stack.callback(server.stop)
+            url = server.url
         target = targets.sagemaker_style(
             url, name="SageMaker-style (MMS)", timeout_s=timeout_s, params=params
         )
-        target.info.model = None if running else "Systran/faster-whisper-tiny.en"
+        target.info.model = "Systran/faster-whisper-tiny.en" if started_here else None
     elif spec == FASTER_WHISPER_SERVER:
         started = start_faster_whisper_server()
         stack.callback(started.stop)

@@ -27,6 +27,7 @@ from transcription_benchmarks.errors import (
     BackendNotInstalledError,
     ModelNotFoundError,
 )
+from transcription_benchmarks.lifetime import die_with_parent
 from transcription_benchmarks.matrix.rows import (
     Cell,
     MemoryLimit,
@@ -113,25 +114,12 @@ def one_line(text: str, limit: int = 500) -> str:
 
 
 RUNNER_PID_ENV = "TRANSCRIPTION_BENCHMARKS_RUNNER_PID"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def die_with_runner() -> None:
-    """Linux: ask the kernel to SIGKILL this worker when the runner that started it dies
-    (kill -9 of the runner included, which no cleanup code of the runner survives). Set here
-    rather than in a preexec_fn, which is unsafe in a parent with threads (rich's progress
-    display); the runner's pid, passed in the environment, closes the race of a runner that
-    died before the request was made."""
+    """SIGKILL this worker when the runner that started it dies (lifetime.die_with_parent)."""
     runner = os.environ.get(RUNNER_PID_ENV)
-    if not runner or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != int(runner):  # the runner is already gone
-        os._exit(1)
+    die_with_parent(int(runner) if runner else None)
 
 
 def main(argv: list[str] | None = None) -> int:

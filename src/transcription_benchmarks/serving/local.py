@@ -1,5 +1,8 @@
 """The local endpoint: the real Multi Model Server and the real toolkit handler service, loading
-our inference code and a model directory, on 127.0.0.1:8080. No Docker.
+our inference code and a model directory, on 127.0.0.1 (a free port unless one is asked for).
+No Docker. Only /invocations and /ping answer on its port; MMS's management API listens on a
+unix socket in the run directory (serving/model_server.py). A host other than loopback is
+refused unless `expose` says the caller means it.
 
 The toolkit 2.6.0 does not import with transformers 5, so the server runs in its own env, pinned
 like the container (artifact/container.txt plus each backend's requirements.txt, CPU torch). The
@@ -13,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import ipaddress
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from transcription_benchmarks.backends.registry import backend_names, check_name
 from transcription_benchmarks.errors import BenchError
 from transcription_benchmarks.serving.client import DEFAULT_LOCAL_URL, LocalEndpoint, predict
 from transcription_benchmarks.serving.config import MAX_BODY_ENV, ServedBackend, ServingConfig
+from transcription_benchmarks.serving.model_server import PARENT_PID_ENV, management_socket
 from transcription_benchmarks.serving.package import (
     PROJECT_ROOT,
     container_requirements,
@@ -52,6 +58,10 @@ ENDPOINT_URL_ENV = "TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL"
 TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+"""`tbench serve-local`'s port, as the container's; code that starts a server for itself
+(tests, benchmarks, `tbench load local`) takes a free one (free_port)."""
+PORT_RANGE = range(8081, 9000)
+"""Where free_port looks: MMS refuses some high ports ("Invalid port")."""
 START_TIMEOUT_S = 180.0
 MMS_LIMITS = {
     # SageMaker's real-time limits, so the local server refuses what SageMaker would. MMS's own
@@ -67,6 +77,37 @@ RESPONSE_TIMEOUT_SECONDS_ENV = "MMS_DEFAULT_RESPONSE_TIMEOUT_SECONDS"
 
 class LocalEndpointError(BenchError):
     """The local endpoint cannot be built, started or reached."""
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A port nothing listens on at `host` now, from PORT_RANGE (a race with another process
+    that binds it first ends in the server's start error, naming the port)."""
+    for candidate in PORT_RANGE:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    raise LocalEndpointError(f"no free port on {host} in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure(host: str, port: int) -> str:
+    """What serving on a non-loopback host exposes, in words."""
+    return (
+        f"serving on {host}:{port} lets any machine that reaches this one send /invocations "
+        "(transcriptions that take this machine's CPU, memory and GPU) and /ping; nothing "
+        "authenticates them. MMS's management API stays on its unix socket."
+    )
 
 
 def endpoint_requirements() -> list[str]:
@@ -197,13 +238,16 @@ class LocalServer:
         self.stop()
 
 
-def model_loaded(url: str) -> bool:
+def model_loaded(management: Path) -> bool:
     """MMS's /ping says Healthy even before the model is registered: also ask its management
-    API (same port, as in the container) whether the model is there."""
+    API (on its unix socket) whether the model is there."""
     import httpx
 
+    if not management.exists():
+        return False
     try:
-        models = httpx.get(f"{url}/models", timeout=5.0).json().get("models", [])
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(management))) as client:
+            models = client.get("http://mms/models", timeout=5.0).json().get("models", [])
     except (httpx.HTTPError, ValueError):
         return False
     return any(m.get("modelName") == "model" for m in models)
@@ -227,19 +271,28 @@ def start_local_endpoint(
     *,
     backend: ServedBackend | None = None,
     host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     workers: int = 1,
     config: ServingConfig | None = None,
     timeout_s: float = START_TIMEOUT_S,
     response_timeout_s: int | None = None,
+    expose: bool = False,
 ) -> LocalServer:
     """Serve `model` locally and wait until /ping says Healthy with the model loaded.
 
     `model` is an unpacked artifact (a directory with code/inference.py: served as it is) or
     anything models.resolve takes (staged with the backend's inference code, files linked).
-    `response_timeout_s`: MMS's response timeout in seconds (default: SageMaker's 60 s)."""
+    `port`: None takes a free one (the server's url says which). `response_timeout_s`: MMS's
+    response timeout in seconds (default: SageMaker's 60 s). A `host` other than loopback is
+    refused unless `expose` (exposure() says what it exposes)."""
+    if not is_loopback(host) and not expose:
+        raise LocalEndpointError(
+            f"host {host} is not a loopback address: {exposure(host, port or DEFAULT_PORT)} "
+            "Pass expose=True (tbench serve-local --expose) if that is meant."
+        )
     _check_java()
     python = endpoint_python()
+    port = free_port(host) if port is None else port
     url = f"http://{host}:{port}"
     with LocalEndpoint(url) as probe:
         if probe.ping() is not None:
@@ -258,6 +311,7 @@ def start_local_endpoint(
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
         **({RESPONSE_TIMEOUT_SECONDS_ENV: str(response_timeout_s)} if response_timeout_s else {}),
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        PARENT_PID_ENV: str(os.getpid()),  # the server ends when this process does
     }
     env.pop("PYTHONPATH", None)
     log = (run_dir / "server.log").open("wb")
@@ -297,7 +351,7 @@ def _wait_until_serving(server: LocalServer, timeout_s: float) -> None:
                 raise LocalEndpointError(
                     f"the model server exited ({server.process.returncode}):\n{server.log_tail()}"
                 )
-            if probe.healthy() and model_loaded(server.url):
+            if probe.healthy() and model_loaded(management_socket(server.run_dir)):
                 if (problem := _handler_problem(probe)) is None:
                     return
                 raise LocalEndpointError(
@@ -310,7 +364,16 @@ def _wait_until_serving(server: LocalServer, timeout_s: float) -> None:
 
 
 def local_url() -> str:
-    return os.environ.get(ENDPOINT_URL_ENV, DEFAULT_LOCAL_URL)
+    """The endpoint `tbench predict-local` talks to: $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL,
+    else `tbench serve-local`'s default address."""
+    return configured_url() or DEFAULT_LOCAL_URL
+
+
+def configured_url() -> str | None:
+    """A running endpoint the user named ($TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL): code that
+    would otherwise start its own server uses that one instead, and no other. Whatever
+    happens to answer on a default port is never taken for it."""
+    return os.environ.get(ENDPOINT_URL_ENV) or None
 
 
 def predict_local(

@@ -3,20 +3,41 @@ endpoint env (python -m transcription_benchmarks.serving.model_server MODEL_DIR)
 
 The container's entry point (sagemaker_huggingface_inference_toolkit.serving) hard-codes
 /opt/ml/model and writes /etc/sagemaker-mms.properties. This module builds the same properties
-with the toolkit's own function (sagemaker_inference.model_server), changes only the bind
-address (127.0.0.1 unless asked) and the paths, and runs MMS in the foreground, so that the
-parent can stop it by stopping this process's group.
+with the toolkit's own function (sagemaker_inference.model_server), changes the bind address
+(127.0.0.1 unless asked) and the paths, and runs MMS in the foreground, so that the parent can
+stop it by stopping this process's group.
+
+The toolkit binds MMS's management API to the inference address (both
+http://0.0.0.0:8080): with no authentication and any Origin, `POST /models?url=DIR` there
+registers any local directory and runs its code/inference.py. On SageMaker only /invocations
+and /ping reach the container; here the management API moves to a unix socket in the run
+directory, which only this user can open, and the inference port answers 404 to /models (MMS
+routes anything but /ping, /invocations and predictions to its 404 handler when the two
+addresses differ). MMS has no setting that turns the management API off.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from transcription_benchmarks.lifetime import die_with_parent
+
 HANDLER_SERVICE = "sagemaker_huggingface_inference_toolkit.handler_service"
+
+
+MANAGEMENT_SOCKET = "management.sock"
+"""The management API's unix socket, in the run directory."""
+
+
+def management_socket(run_dir: Path) -> Path:
+    return run_dir / MANAGEMENT_SOCKET
 
 
 def mms_command(model_dir: Path, run_dir: Path, host: str, port: int) -> list[str]:
@@ -30,7 +51,14 @@ def mms_command(model_dir: Path, run_dir: Path, host: str, port: int) -> list[st
     )
 
     properties = _generate_mms_config_properties(environment.Environment(), HANDLER_SERVICE)
-    properties = properties.replace("http://0.0.0.0:", f"http://{host}:")
+    inference = f"inference_address=http://{host}:{port}"
+    management = f"management_address=unix:{management_socket(run_dir)}"
+    lines = [
+        inference if line.startswith("inference_address=") else line
+        for line in properties.splitlines()
+        if not line.startswith("management_address=")
+    ]
+    properties = "\n".join([*lines, management]) + "\n"
     config = run_dir / "mms.properties"
     config.write_text(properties)
     return [
@@ -46,6 +74,54 @@ def mms_command(model_dir: Path, run_dir: Path, host: str, port: int) -> list[st
         "--models",
         f"{DEFAULT_MMS_MODEL_NAME}={model_dir}",
     ]
+
+
+PARENT_PID_ENV = "TRANSCRIPTION_BENCHMARKS_SERVER_PARENT_PID"
+"""Set by the local endpoint's launcher: this supervisor ends the server when that pid dies."""
+STOP_GRACE_S = 15.0
+
+
+def supervise(command: list[str], env: dict[str, str]) -> int:
+    """Run MMS's launcher under this process, the leader of the server's process group (the
+    launcher, MMS's Java frontend and its Python workers), until it exits or this process is
+    told to stop; then end the whole group: SIGTERM, SIGKILL for what outlives the grace.
+
+    MMS's launcher starts Java and waits, and dies on SIGTERM without passing it on, so its
+    Java frontend and workers would serve on; and a launcher killed with -9 leaves them all.
+    Here the kernel sends this process SIGTERM when the process that started it dies
+    (lifetime.die_with_parent), kill -9 of `tbench serve-local` included, and SIGTERM ends
+    the group."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    die_with_parent(int(parent) if parent else None, signal.SIGTERM)
+    process = subprocess.Popen(command, env=env)
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's SIGTERM reaches us too
+        _end_group(process)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+    code = process.wait()
+    _end_group(process)  # the launcher exited: nothing it started outlives it
+    return code
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    group = os.getpgrp()
+    if group != os.getpid():  # not a group of our own: end only what we started
+        process.terminate()
+        return
+    import psutil
+
+    me = psutil.Process()
+    members = me.children(recursive=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=STOP_GRACE_S)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,16 +143,18 @@ def main(argv: list[str] | None = None) -> None:
     (run_dir / "tmp").mkdir(exist_ok=True)
     os.environ["TMPDIR"] = str(run_dir / "tmp")
     os.environ["TEMP"] = str(run_dir / "tmp")
+    # MMS reads MMS_<PROPERTY> variables over its properties file (the toolkit's
+    # enable_envvars_config=true): none may move the management API back onto the port.
+    for name in ("MMS_MANAGEMENT_ADDRESS", "MMS_INFERENCE_ADDRESS"):
+        os.environ.pop(name, None)
     # The toolkit imports code/inference.py from the model dir (handler_service.initialize).
     command = mms_command(model_dir, run_dir, args.host, args.port)
     print("starting:", " ".join(command), flush=True)
     os.chdir(run_dir)  # MMS writes logs/ and its pid file relative to the working directory
     bin_dir = Path(sys.executable).parent
-    os.execvpe(
-        str(bin_dir / command[0]),
-        command,
-        {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )
+    command[0] = str(bin_dir / command[0])
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    sys.exit(supervise(command, env))
 
 
 if __name__ == "__main__":
