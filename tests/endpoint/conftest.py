@@ -1,12 +1,15 @@
 """Which endpoint the suite runs against, chosen by the environment:
 
-  LOCAL=1            the local endpoint: the one answering on $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL
-                     (default http://127.0.0.1:8080), else one started here from the packaged
-                     tiny.en artifact (packaged, unpacked, served) and stopped afterwards
+  LOCAL=1            the local endpoint: one started here on a free port from the packaged
+                     tiny.en artifact (packaged, unpacked, served) and stopped afterwards; a
+                     server the user started only where it is named, in
+                     $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL (whatever else answers on a port,
+                     8080 included, is never taken for it)
   AWS_ENDPOINT=name  a deployed SageMaker endpoint, through aws.predict.SageMakerEndpoint
   neither            the whole suite is skipped, with that reason
 
-The tests see only serving.client.EndpointClient, so both targets run the same cases.
+The tests see only serving.client.EndpointClient, so both targets run the same cases; the
+header of the run says which endpoint it tests.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from transcription_benchmarks.serving.client import EndpointClient, LocalEndpoint
+from transcription_benchmarks.serving.local import LocalServer
 
 HERE = Path(__file__).parent
 SKIP_REASON = (
@@ -34,6 +38,26 @@ def _target() -> str | None:
     if os.environ.get("AWS_ENDPOINT"):
         return "aws"
     return None
+
+
+def describe_target() -> str:
+    target = _target()
+    if target == "aws":
+        return f"endpoint suite: the SageMaker endpoint {os.environ['AWS_ENDPOINT']}"
+    if target == "local":
+        from transcription_benchmarks.serving.local import ENDPOINT_URL_ENV, configured_url
+
+        if (url := configured_url()) is not None:
+            return f"endpoint suite: the server named by {ENDPOINT_URL_ENV}, {url}"
+        return (
+            "endpoint suite: a local endpoint started here on a free port (packaged tiny.en); "
+            f"set {ENDPOINT_URL_ENV} to test a server of your own"
+        )
+    return f"endpoint suite: skipped ({SKIP_REASON})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return describe_target()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,27 +77,34 @@ def endpoint_target() -> str:
     return target
 
 
-def _local_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointClient]:
-    from transcription_benchmarks.serving.local import local_url, start_local_endpoint
+SUITE_MEMORY_BUDGET_MB = 1024.0
+"""The served artifact's memory budget per request: a small instance's share, so that the
+suite sees the budget refuse audio that its limit in seconds would let in."""
+
+
+def _local_endpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[EndpointClient, LocalServer | None]]:
+    from transcription_benchmarks.serving.config import ServingConfig
+    from transcription_benchmarks.serving.local import configured_url, start_local_endpoint
     from transcription_benchmarks.serving.package import package
 
-    url = local_url()
-    with LocalEndpoint(url) as running:
-        if running.ping() is not None:  # a server the user started: use it, leave it running
-            yield running
-            return
+    if (url := configured_url()) is not None:  # the server the user named: used, left running
+        with LocalEndpoint(url) as named:
+            if named.ping() is None:
+                pytest.exit(f"nothing answers /ping on {url}, the endpoint named for the suite")
+            yield named, None
+        return
     # The real test of packaging: serve from the unpacked artifact, as SageMaker would.
     out = tmp_path_factory.mktemp("artifact")
-    artifact = package("Systran/faster-whisper-tiny.en", out, "faster-whisper")
+    config = ServingConfig(memory_budget_mb=SUITE_MEMORY_BUDGET_MB)
+    artifact = package("Systran/faster-whisper-tiny.en", out, "faster-whisper", config=config)
     unpacked = out / "model"
     with tarfile.open(artifact) as tar:
         tar.extractall(unpacked, filter="data")
-    host, _, port = url.removeprefix("http://").partition(":")
-    with (
-        start_local_endpoint(unpacked, host=host, port=int(port or 80)) as server,
-        LocalEndpoint(server.url) as client,
-    ):
-        yield client
+    with start_local_endpoint(unpacked) as server, LocalEndpoint(server.url) as client:
+        print(f"\nendpoint suite: serving on {server.url} (log: {server.log})")
+        yield client, server
 
 
 def _aws_endpoint(name: str) -> Iterator[EndpointClient]:
@@ -84,13 +115,27 @@ def _aws_endpoint(name: str) -> Iterator[EndpointClient]:
 
 
 @pytest.fixture(scope="session")
-def endpoint(
+def _served(
     endpoint_target: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EndpointClient]:
+) -> Iterator[tuple[EndpointClient, LocalServer | None]]:
     if endpoint_target == "local":
         yield from _local_endpoint(tmp_path_factory)
     else:
-        yield from _aws_endpoint(os.environ["AWS_ENDPOINT"])
+        yield from ((client, None) for client in _aws_endpoint(os.environ["AWS_ENDPOINT"]))
+
+
+@pytest.fixture(scope="session")
+def endpoint(_served: tuple[EndpointClient, LocalServer | None]) -> EndpointClient:
+    return _served[0]
+
+
+@pytest.fixture(scope="session")
+def local_server(_served: tuple[EndpointClient, LocalServer | None]) -> LocalServer:
+    """The server this suite started (its processes, its run directory); tests that look inside
+    the server skip against one they did not start."""
+    if _served[1] is None:
+        pytest.skip("looks inside the server, and this suite did not start the one it tests")
+    return _served[1]
 
 
 @pytest.fixture(scope="session")
