@@ -358,3 +358,71 @@ def test_plausibility_bounds_fail_a_mis_measured_run(rows: list[Row], tmp_path: 
     needs_gpu = _toml(tmp_path, "[default]\nmin_peak_vram_mb = 100\n", "vram.toml")
     described = [v.describe() for v in check_thresholds(ok, needs_gpu)]
     assert described and all("no GPU memory figure" in d for d in described)
+
+
+# --- free text of any length: cut where drawn or tabulated, whole in the JSON ---------------
+
+FROZEN_ROWS = Path(__file__).parent / "data" / "formats" / "rows-v1.jsonl"
+
+
+def _huge_row(host: str | None = None) -> tuple[Row, dict[str, str]]:
+    """The frozen ok row (tiny.en on jfk.flac) with a 1 MB model name, cell label and test
+    file, as a hand-written or generated matrix can give."""
+    ok = read_rows(FROZEN_ROWS)[0]
+    assert ok.result is not None
+    huge = {
+        "model": "org/" + "m" * 1_000_000,
+        "label": "fp16, batch 24 " + "l" * 1_000_000,
+        "test_file": "t" * 1_000_000 + ".flac",
+    }
+    cell = ok.cell.model_copy(update={"model": huge["model"], "label": huge["label"]})
+    result = ok.result.model_copy(update={"test_file": f"/audio/{huge['test_file']}"})
+    return ok.model_copy(update={"cell": cell, "result": result, "host": host or ok.host}), huge
+
+
+def test_a_huge_label_is_cut_in_tables_and_plots_and_kept_whole_in_json(tmp_path: Path):
+    from transcription_benchmarks.report.table import LABEL_CHARS, clip
+
+    row, huge = _huge_row()
+    cells = table_cells(row)
+    for column, field in (("Model", "model"), ("Config", "label"), ("Test File", "test_file")):
+        shown = cells[HEADER.index(column)]
+        assert shown == clip(huge[field]) and len(shown) == LABEL_CHARS and shown.endswith("…")
+    assert len(markdown_table([row])) < 1000
+    assert len(format_comparison(compare([row], [row]))) < 2000
+
+    # The whole report, with a second host (the side-by-side table and per-instance plots).
+    other = _huge_row(host="ml.g6.xlarge")[0]
+    jsonl = _write(tmp_path / "rows.jsonl", [row, other])
+    out = tmp_path / "report"
+    names = {p.name for p in write_report(jsonl, out)}
+    assert {"report.md", "report.json", "report.html", "speed_vs_memory.png"} <= names
+    assert "speed_by_instance.png" in names
+    markdown = (out / "report.md").read_text()
+    assert len(markdown) < 5000 and clip(huge["label"]) in markdown
+    page = (out / "report.html").read_text()
+    assert clip(huge["label"]) in page and "l" * LABEL_CHARS not in page
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_MAGIC
+    summary = json.loads((out / "report.json").read_text())["rows"][0]
+    assert summary["label"] == huge["label"] and summary["model"] == huge["model"]  # data
+    assert summary["test_file"] == huge["test_file"]
+
+
+def test_clip_keeps_short_text_and_puts_a_label_on_one_line():
+    from transcription_benchmarks.report.table import clip
+
+    assert clip("int8, beam 1") == "int8, beam 1"
+    assert clip("a\n\tb  c") == "a b c"
+    assert clip("x" * 80) == "x" * 80
+    assert clip("x" * 81) == "x" * 79 + "…"
+    assert clip("word " * 100, 11) == "word word…"  # no space before the ellipsis
+
+
+def test_a_dollar_sign_in_a_label_is_drawn_as_text(tmp_path: Path):
+    from transcription_benchmarks.report import write_plots
+
+    row, _ = _huge_row()
+    cell = row.cell.model_copy(update={"label": r"fp16, $\frac$ 2"})  # not TeX: no crash
+    [memory, wer] = write_plots([row.model_copy(update={"cell": cell})], tmp_path)
+    assert memory.read_bytes()[:8] == PNG_MAGIC and wer.read_bytes()[:8] == PNG_MAGIC

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from transcription_benchmarks.matrix.rows import Results, Row
+from transcription_benchmarks.report.plots import drawn_label
 from transcription_benchmarks.report.prices import PriceTable, money
 from transcription_benchmarks.report.table import (
+    REASON_CHARS,
+    clip,
     config_label,
     markdown_header,
     megabytes,
@@ -85,18 +88,23 @@ def side_by_side_table(
     }
     header = ["Model", "Config", "Test File"]
     for host in columns:
-        header += [f"{host} Speed", f"{host} Peak VRAM", f"{host} WER"]
+        name = _escape(clip(host))
+        header += [f"{name} Speed", f"{name} Peak VRAM", f"{name} WER"]
         if priced[host]:
-            header.append(f"{host} $/audio h")
+            header.append(f"{name} $/audio h")
     lines = markdown_header(header)
     for cell_id in order:
         any_row = next(latest[(h, cell_id)] for h in columns if (h, cell_id) in latest)
-        values = [model_name(any_row), config_label(any_row), test_file_name(any_row)]
+        values = [
+            clip(model_name(any_row)),
+            clip(config_label(any_row)),
+            clip(test_file_name(any_row)),
+        ]
         for host in columns:
             row = latest.get((host, cell_id))
             ran = row is not None and row.status == "ok" and row.result is not None
             values += [
-                speed_text(row) if row is not None else "not run",
+                clip(speed_text(row), REASON_CHARS) if row is not None else "not run",
                 megabytes(row.result.memory.peak_gpu_mb) if ran else "-",
                 wer_text(row) if row is not None else "-",
             ]
@@ -117,8 +125,8 @@ def environment_table(rows: list[Row], prices: PriceTable | None, region: str) -
         env = results[-1].environment if results else None
         hourly = prices.hourly(host, region) if prices is not None else None
         values = [
-            host,
-            gpu_label(host, rows) or "no results",
+            clip(host),
+            clip(gpu_label(host, rows)) or "no results",
             (env.driver_version if env else None) or "-",
             (env.cuda_runtime if env else None) or "-",
             (env.packages.get("torch") if env else None) or "-",
@@ -148,7 +156,7 @@ def series_by_host(
     labels = []
     for cell_id in order:
         row = next(latest[(h, cell_id)] for h in columns if (h, cell_id) in latest)
-        labels.append(f"{config_label(row)}\n{test_file_name(row)}")
+        labels.append(f"{clip(config_label(row))}\n{clip(test_file_name(row))}")
     series: dict[str, list[float | str | None]] = {}
     for host in columns:
         series[host] = []
@@ -194,13 +202,14 @@ def _grouped_bars(
         kept = [(x, y) for x, y in zip(xs, ys, strict=True) if isinstance(y, float | int)]
         color = f"C{index}"  # the host's colour, for its bars and its status labels alike
         axes.bar(
-            [x for x, _ in kept], [y for _, y in kept], width=width, label=host, color=color,
-            zorder=3,
+            [x for x, _ in kept], [y for _, y in kept], width=width, label=clip(host),
+            color=color, zorder=3,
         )  # fmt: skip
         for x, y in zip(xs, ys, strict=True):
             if isinstance(y, str):
                 axes.text(x, 0, f" {y}", rotation=90, ha="center", va="bottom", color=color)
-    axes.set_xticks(range(len(labels)), labels, fontsize=7)
+    ticks = [drawn_label(label) for label in labels]
+    axes.set_xticks(range(len(labels)), ticks, fontsize=7, parse_math=False)
     axes.set_xlim(-0.5, len(labels) - 0.5)  # every slot, bar or status label, in view
     axes.set_ylabel(ylabel)
     axes.set_title(f"{ylabel.split(' (')[0]} by instance type")

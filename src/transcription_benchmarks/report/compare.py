@@ -35,6 +35,8 @@ from transcription_benchmarks.matrix.rows import Results, Row, Status
 from transcription_benchmarks.measure.environment import differences
 from transcription_benchmarks.measure.timer import rank_test_p
 from transcription_benchmarks.report.table import (
+    REASON_CHARS,
+    clip,
     config_label,
     markdown_header,
     megabytes,
@@ -201,7 +203,7 @@ def compare(
 def _flag(cell: CellComparison) -> str:
     flags = []
     if cell.status_regression:
-        flags.append(f"REGRESSION: now {cell.speed_text_b}")
+        flags.append(f"REGRESSION: now {clip(cell.speed_text_b, REASON_CHARS)}")
     elif cell.status_a != "ok" and cell.status_b == "ok":
         flags.append("fixed: runs now")
     if cell.speed_change == "slower":
@@ -225,7 +227,8 @@ def _signed_mb(value: float | None) -> str:
 
 
 def format_comparison(comparison: Comparison) -> str:
-    """A Markdown table of the matched cells, then the cells only one run has."""
+    """A Markdown table of the matched cells, then the cells only one run has (free text
+    clipped: the Comparison keeps it whole)."""
     header = (
         "Model",
         "Config",
@@ -246,11 +249,11 @@ def format_comparison(comparison: Comparison) -> str:
             else "-"
         )
         values = [
-            cell.model,
-            cell.config,
-            cell.test_file,
-            cell.speed_text_a,
-            cell.speed_text_b,
+            clip(cell.model),
+            clip(cell.config),
+            clip(cell.test_file),
+            clip(cell.speed_text_a, REASON_CHARS),
+            clip(cell.speed_text_b, REASON_CHARS),
             f"{cell.speed_ratio:.2f}" if cell.speed_ratio is not None else "-",
             f"{cell.ratio_low:.2f}-{cell.ratio_high:.2f}" if cell.ratio_low is not None else "-",
             _signed_mb(cell.vram_delta_mb),
@@ -264,7 +267,10 @@ def format_comparison(comparison: Comparison) -> str:
     for title, side in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b)):
         if side:
             lines.append(f"\n{title}:")
-            lines += [f"- {c.model} | {c.config} | {c.test_file} ({c.status})" for c in side]
+            lines += [
+                f"- {clip(c.model)} | {clip(c.config)} | {clip(c.test_file)} ({c.status})"
+                for c in side
+            ]
     count = len(comparison.regressions)
     lines.append(
         f"\n{len(comparison.cells)} cells compared, {count} regression{'s' if count != 1 else ''}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transcription_benchmarks.datasets.result import DatasetResult
 from transcription_benchmarks.report.pareto import non_dominated
-from transcription_benchmarks.report.table import markdown_header
+from transcription_benchmarks.report.table import clip, markdown_header
 
 DATASET_HEADER = (
     "Model",
@@ -41,18 +41,19 @@ def peak_memory_text(result: DatasetResult) -> str:
 
 
 def dataset_cells(result: DatasetResult) -> list[str]:
+    """The result's table line (Markdown and HTML), its free text clipped."""
     return [
-        model_label(result),
-        result.backend,
+        clip(model_label(result)),
+        clip(result.backend),
         batching_label(result),
-        result.dataset.name,
+        clip(result.dataset.name),
         str(result.dataset.utterances),
         f"{result.dataset.audio_s / 60:.1f} min",
         f"{result.score.wer:.2%}",
         f"{result.score.cer:.2%}",
         f"{result.rtfx:.1f}",
         peak_memory_text(result),
-        result.device,
+        clip(result.device),
     ]
 
 
@@ -81,7 +82,11 @@ def write_dataset_plots(results: list[DatasetResult], directory: Path) -> list[P
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     points = [
-        (r.score.wer * 100, r.rtfx, f"{r.backend} {batching_label(r)} · {r.dataset.name}")
+        (
+            r.score.wer * 100,
+            r.rtfx,
+            f"{clip(r.backend)} {batching_label(r)} · {clip(r.dataset.name)}",
+        )
         for r in results
     ]
     best = [(r.score.wer * 100, r.rtfx) for r in front(results)]

@@ -33,7 +33,7 @@ from transcription_benchmarks.report.load import (
     format_load_comparison,
     load_table,
 )
-from transcription_benchmarks.report.table import HEADER, is_synthetic, table_cells
+from transcription_benchmarks.report.table import HEADER, clip, is_synthetic, table_cells
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1a1a1a; max-width: 1400px; }
@@ -213,9 +213,10 @@ def _comparison_section(
             old = before.get(key(result))
             if old is None:
                 continue
+            model = result.model.requested
             body.append(
                 [
-                    _e(f"{result.model.requested} · {result.backend} · {result.dataset.name}"),
+                    _e(" · ".join(clip(t) for t in (model, result.backend, result.dataset.name))),
                     _e(f"{old.score.wer:.2%} -> {result.score.wer:.2%}"),
                     _e(f"{old.rtfx:.1f} -> {result.rtfx:.1f} ({result.rtfx / old.rtfx:.2f}x)"),
                 ]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from transcription_benchmarks.load.result import LoadResult
 from transcription_benchmarks.report.prices import money
-from transcription_benchmarks.report.table import markdown_header
+from transcription_benchmarks.report.table import clip, markdown_header
 
 LOAD_CHANGE = 0.20
 
@@ -70,8 +70,8 @@ def _rss(result: LoadResult) -> str:
 
 
 def _target(result: LoadResult) -> str:
-    model = f" ({result.target.model})" if result.target.model else ""
-    return f"{result.target.name}{model}"
+    model = f" ({clip(result.target.model)})" if result.target.model else ""
+    return f"{clip(result.target.name)}{model}"
 
 
 Table = tuple[Sequence[str], list[list[str]]]

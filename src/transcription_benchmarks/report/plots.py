@@ -9,11 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from transcription_benchmarks.matrix.rows import Row
-from transcription_benchmarks.report.table import config_label, model_name, test_file_name
+from transcription_benchmarks.report.table import (
+    LABEL_CHARS,
+    clip,
+    config_label,
+    model_name,
+    test_file_name,
+)
+
+LABEL_LINES = 3
 
 
 def _point_label(row: Row) -> str:
-    return f"{model_name(row)}\n{config_label(row)} · {test_file_name(row)}"
+    return f"{clip(model_name(row))}\n{clip(config_label(row))} · {clip(test_file_name(row))}"
+
+
+def drawn_label(label: str) -> str:
+    """A label as a plot draws it: at most LABEL_LINES lines (the last takes the rest), each
+    clipped, so what matplotlib lays out is short whatever the label (table.clip). Callers
+    draw it with parse_math=False: a '$' in a label is text, not TeX (a bad one raised)."""
+    lines = label.split("\n", LABEL_LINES - 1)
+    return "\n".join(clip(line, 2 * LABEL_CHARS + 3) for line in lines)
 
 
 def scatter_plot(
@@ -53,12 +69,13 @@ def scatter_plot(
         # Alternate offsets so points at the same spot do not print over each other.
         dy = 8 if index % 2 == 0 else -22
         axes.annotate(
-            label,
+            drawn_label(label),
             (x, y),
             textcoords="offset points",
             xytext=(7, dy),
             fontsize=7,
             color="0.15",
+            parse_math=False,
         )
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)

@@ -3,6 +3,8 @@
 The table keeps the original project's shape, `| Model | Speed | Peak VRAM | Config | Test File |`,
 and adds WER, load time, timing stability and device. A cell that did not run keeps its line and
 shows why in the Speed cell ("OOM", "abort: SIGABRT", "timeout", "error: ...", "unavailable: ...").
+Free text (model, label, test file, reason, device) is clipped in table cells and plot labels,
+kept whole in the JSON summary.
 """
 
 from __future__ import annotations
@@ -29,6 +31,24 @@ HEADER = (
     "GPU Energy",
 )
 REPORT_SCHEMA_VERSION = 1
+
+LABEL_CHARS = 80
+"""The most of a name or label (model, cell label, test file, device, host...) a table cell or
+a plot shows."""
+REASON_CHARS = 160
+"""The most of a status with its reason ("error: ...") a table cell shows."""
+
+
+def clip(text: str, limit: int = LABEL_CHARS) -> str:
+    """`text` as a table cell or a plot label shows it: on one line (runs of whitespace, newlines
+    included, made one space) and cut to `limit` characters, ending in an ellipsis where cut.
+    Only the first few times `limit` characters are looked at, so a label of any length costs
+    what a short one does (matplotlib lays out every character it is given: a 1 MB cell label
+    took minutes to plot). The JSON summary keeps the whole value: that is data."""
+    head = " ".join(text[: 4 * limit].split())
+    if len(head) <= limit and len(text) <= 4 * limit:
+        return head
+    return head[: limit - 1].rstrip() + "…"
 
 
 def is_synthetic(row: Row) -> bool:
@@ -114,17 +134,18 @@ def device_text(row: Row) -> str:
 
 
 def table_cells(row: Row) -> list[str]:
+    """The row's table line (Markdown and HTML), its free text clipped."""
     ran = row.status == "ok" and row.result is not None
     return [
-        model_name(row),
-        speed_text(row),
+        clip(model_name(row)),
+        clip(speed_text(row), REASON_CHARS),
         megabytes(row.result.memory.peak_gpu_mb) if ran else "-",
-        config_label(row),
-        test_file_name(row),
+        clip(config_label(row)),
+        clip(test_file_name(row)),
         wer_text(row),
         f"{row.result.load_time_s:.2f} s" if ran else "-",
         stability_text(row) if ran else "-",
-        device_text(row),
+        clip(device_text(row)),
         energy_text(row),
     ]
 
