@@ -4,9 +4,11 @@ worker processes, real files."""
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 
 from transcription_benchmarks.matrix.rows import (
     Cell,
+    NotResultsFileError,
     ResultsFileError,
     read_rows,
     set_aside_torn_tail,
@@ -27,6 +30,7 @@ from transcription_benchmarks.matrix.rows import (
 from transcription_benchmarks.matrix.runner import (
     ResultsLockedError,
     TornRowWarning,
+    holder_note,
     remove_stale_cell_dirs,
     results_lock,
     run_matrix,
@@ -93,6 +97,113 @@ def test_a_second_runner_on_the_same_file_is_refused(tmp_path):
     assert not out.exists() or not out.read_text()  # the refused runner wrote nothing
 
 
+def test_the_lock_is_on_the_file_through_any_of_its_names(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(out)  # to a file not written yet: the lock makes it, empty
+    hard = tmp_path / "hard.jsonl"
+    holder = rf"is being written by matrix runner pid {os.getpid()} on "
+    with results_lock(link):
+        assert out.is_file() and out.read_bytes() == b""
+        os.link(out, hard)
+        for name in (out, link, hard):
+            refused = pytest.raises(ResultsLockedError, match=rf"^{re.escape(str(name))} {holder}")
+            with refused, results_lock(name):
+                pass
+        with results_lock(tmp_path / "other.jsonl"):  # another file: no conflict
+            pass
+        done = subprocess.run(  # another runner, through the hard link
+            [sys.executable, "-m", "transcription_benchmarks", "matrix", "cpu", "--out", str(hard)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        assert f"{hard} is being written by matrix runner pid {os.getpid()}" in done.stderr
+    with results_lock(hard):  # released with its holder, and its note gone
+        pass
+    assert not holder_note(out.stat()).exists()
+    assert out.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hard.jsonl",
+        "link.jsonl",
+        "other.jsonl",
+        "rows.jsonl",
+    ]
+
+
+NOT_RESULTS = {
+    "notes": b"shopping list\nmilk\n",
+    "one line": b"remember the milk",  # as one line, it looked like a torn last row
+    "json": b'{"kind": "something else"}\n',
+    "rows, then notes": b'{"schema_version":1,"matrix":"m","cell_id":"x"}\nmy notes\n',
+}
+
+
+@pytest.mark.usefixtures("cells_importable")
+@pytest.mark.parametrize("content", NOT_RESULTS.values(), ids=NOT_RESULTS.keys())
+def test_a_file_that_is_not_results_is_refused_untouched(tmp_path, content):
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(content)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(notes)
+    for out, named in ((notes, f"{notes}"), (link, f"{link} (a link to {notes})")):
+        with pytest.raises(NotResultsFileError) as refused:
+            run_matrix(Matrix(name="m", cells=[FAILING]), out, progress=False)
+        message = str(refused.value)
+        assert message.startswith(f"{named} is not a results file (line ")
+        assert "\n" not in message and "left as it is" in message
+    assert notes.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "notes.txt"]  # no .torn
+
+
+def test_the_cli_refuses_an_out_that_is_not_results_untouched(tmp_path):
+    from typer.testing import CliRunner
+
+    from transcription_benchmarks.cli import app
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(NOT_RESULTS["notes"])
+    done = subprocess.run(
+        [sys.executable, "-m", "transcription_benchmarks", "matrix", "cpu", "--out", str(notes)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {notes} is not a results file (line 1 is not a matrix row): left as it is; "
+        "give --out a new file or a results file"
+    ]
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(notes)
+    result = CliRunner().invoke(app, ["matrix", "cpu", "--out", str(link)])
+    assert isinstance(result.exception, NotResultsFileError)  # main() makes that exit 2
+    assert str(result.exception).startswith(f"{link} (a link to {notes}) is not a results file")
+    assert notes.read_bytes() == NOT_RESULTS["notes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "notes.txt"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nemo") is not None, reason="NeMo is installed here")
+def test_a_link_to_a_results_file_is_followed(tmp_path):
+    unavailable = Cell(model="c", args={"backend": "nemo"})  # a row without a worker process
+    real = tmp_path / "runs" / "rows.jsonl"
+    run_matrix(Matrix(name="m", cells=[unavailable]), real, progress=False)
+    (first,) = real.read_text().splitlines()
+    fragment = '{"schema_version":1,"matrix":"m","cel'
+    real.write_text(first + "\n" + fragment)
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(real)
+    again = Cell(model="d", args={"backend": "nemo"})
+    with pytest.warns(TornRowWarning, match=re.escape(f"moved to {real}.torn")):
+        rows = run_matrix(Matrix(name="m", cells=[unavailable, again]), link, progress=False)
+    assert [r.cell.model for r in rows] == ["c", "d"]  # c resumed from the file, d ran
+    assert link.is_symlink() and real.read_text().startswith(first + "\n")
+    assert [r.cell.model for r in read_rows(real)] == ["c", "d"]
+    assert (tmp_path / "runs" / "rows.jsonl.torn").read_text() == fragment + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.jsonl", "runs"]
+
+
 def test_a_runner_killed_with_sigkill_takes_its_worker_along(tmp_path):
     matrix_file = tmp_path / "m.toml"
     matrix_file.write_text('name = "killed"\n[[cells]]\nmodel = "python:matrix_cells:sleep"\n')
@@ -127,6 +238,16 @@ def test_a_runner_killed_with_sigkill_takes_its_worker_along(tmp_path):
     removed = remove_stale_cell_dirs()
     assert set(left) <= set(removed)
     assert not any(d.exists() for d in cell_dirs)
+    # Its lock went with it; its note naming it stays, and is not taken for a later holder's.
+    out = tmp_path / "rows.jsonl"
+    note = holder_note(out.stat())
+    assert note.read_text().startswith(f"matrix runner pid {runner.pid} on ")
+    with out.open("ab") as unnamed:  # a holder that wrote no note (another user's runner)
+        fcntl.flock(unnamed, fcntl.LOCK_EX)
+        refused = pytest.raises(ResultsLockedError, match="being written by another process;")
+        with refused, results_lock(out):
+            pass
+    note.unlink()
 
 
 def _wait_for_worker(runner_pid: int, timeout_s: float = 60) -> psutil.Process:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +142,11 @@ class ResultsFileError(BenchError):
     """A results JSONL file is missing or holds a line that is not a row."""
 
 
+class NotResultsFileError(ResultsFileError):
+    """A file given to append rows to holds something else (notes, another tool's output, a
+    directory): it is refused as it is, nothing in it or beside it touched."""
+
+
 ROW_START = '{"schema_version"'
 """How every row's JSON begins (schema_version is Row's first field)."""
 
@@ -196,6 +202,76 @@ def read_rows(path: str | Path) -> list[Row]:
     return rows
 
 
+def _torn_row(line: bytes) -> bool:
+    """Whether `line` can be a row cut short by a killed writer: it begins as every row begins
+    (ROW_START), or with the first bytes of that (killed within them), or it is such a
+    beginning followed by one (a fragment an earlier version's resume wrote a row after)."""
+    start = ROW_START.encode()
+    if not line or start.startswith(line) or line.startswith(start):
+        return bool(line)
+    glued = line.find(start)
+    return glued > 0 and start.startswith(line[:glued])
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+def check_results_file(path: str | Path) -> None:
+    """Refuse `path` as a file to append rows to unless it is a results file, before anything
+    in it or beside it is touched (set_aside_torn_tail would cut its last line off): absent and
+    empty are fine, and so is a file whose non-blank lines are all rows but for a torn last one
+    (the start of a row, see _torn_row). A symbolic link is judged by the file it points at.
+    Reads only as far as the first line that is not a row. Raises NotResultsFileError (or
+    ResultsFileError: unreadable, or rows of a newer version) in one line saying why."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # nothing there yet (a link to nothing yet included): the first row makes it
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    named = f"{path} (a link to {path.resolve()})" if path.is_symlink() else str(path)
+    refused = "left as it is; give --out a new file or a results file"
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise NotResultsFileError(f"{named} is {kind}, not a results file: {refused}")
+
+    def not_rows(number: int, why: str) -> NotResultsFileError:
+        return NotResultsFileError(
+            f"{named} is not a results file (line {number} is not a matrix row{why}): {refused}"
+        )
+
+    try:
+        with path.open("rb") as f:
+            # Most files that are not results show it in their first bytes: refused without
+            # reading on (a large binary file may hold no newline at all).
+            head = f.read(4096)
+            text = head.lstrip()
+            if text and not text.startswith(b"{"):
+                raise not_rows(head[: len(head) - len(text)].count(b"\n") + 1, "")
+            f.seek(0)
+            pending: tuple[int, bytes, str] | None = None  # not a row: fine if the last line
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if pending is not None:
+                    raise not_rows(pending[0], pending[2])
+                try:
+                    Row.model_validate_json(line)
+                except FormatVersionError as exc:
+                    raise ResultsFileError(f"{path}:{number}: {exc}") from None
+                except ValidationError as exc:
+                    if _glued_row(line.decode("utf-8", "replace")) is None:
+                        pending = (number, line.strip(), f": {_first_problem(exc)}")
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    if pending is not None and not _torn_row(pending[1]):
+        raise not_rows(pending[0], pending[2])
+
+
 def set_aside_torn_tail(path: str | Path) -> str | None:
     """Before rows are appended to `path`: a last line that is not a whole row (a run killed
     mid-write) moves to `<path>.torn` and the file is cut back to its last whole row, so the
@@ -219,6 +295,10 @@ def set_aside_torn_tail(path: str | Path) -> str | None:
     if _glued_row(last.decode("utf-8", "replace")) is not None:  # an earlier version's resume
         start = last.rfind(ROW_START.encode())
         fragment, kept = last[:start], last[start:] + b"\n"
+    elif last.strip() and not _torn_row(last.strip()):  # not a file of rows: run_matrix checks
+        raise NotResultsFileError(
+            f"{path}: the last line is neither a row nor the start of one; nothing set aside"
+        )
     side = path.with_name(path.name + ".torn")
     with side.open("ab") as f:  # the side file first: a crash between the two loses nothing
         f.write(fragment + b"\n")

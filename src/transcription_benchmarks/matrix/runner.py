@@ -3,8 +3,9 @@
 A cell that crashes its process (SIGABRT from a cuDNN load failure, the OOM killer), hangs past
 its timeout or raises still yields a row with the reason; the next cell starts in a fresh
 process, and dies with the runner (even a SIGKILLed one). The JSONL file is append-only
-(flushed and fsynced per row) and written by one runner at a time (a lock beside it); a torn
-last line is set aside before anything is appended. So an interrupted run resumes where it
+(flushed and fsynced per row) and written by one runner at a time (a lock on the file itself);
+a file that is not a results file is refused untouched, and a torn last line is set aside
+before anything is appended. So an interrupted run resumes where it
 stopped: a cell whose current row (rows.Results: same matrix, cell and host) holds a final
 status is skipped. Timeouts are not final: a resumed run retries them. When a cell appears more
 than once (re-runs with resume off), the last line is the current one.
@@ -19,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -36,9 +38,11 @@ from transcription_benchmarks.matrix.rows import (
     Cell,
     MemoryLimit,
     Results,
+    ResultsFileError,
     Row,
     Status,
     above_failed_rung,
+    check_results_file,
     read_rows,
     record_rung,
     set_aside_torn_tail,
@@ -64,12 +68,16 @@ def run_matrix(
 
     `timeout_s` is the limit for cells that set none themselves (None: no limit). With `resume`,
     cells that already have a final row in `out` are skipped and their existing rows returned.
+    An `out` that holds anything but rows (a torn last one aside) raises NotResultsFileError
+    before anything in or beside it is touched; a symbolic link to a results file is followed.
     Returns one row per cell, in the matrix's order."""
     out = Path(out)
+    check_results_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_cell_dirs()
     with results_lock(out):
-        if torn := set_aside_torn_tail(out):
+        # Beside the file the fragment was cut from, not beside a link to it.
+        if torn := set_aside_torn_tail(out.resolve() if out.is_symlink() else out):
             warnings.warn(torn, TornRowWarning, stacklevel=2)
         return _run_locked(matrix, out, resume=resume, progress=progress, timeout_s=timeout_s)
 
@@ -99,7 +107,7 @@ def _run_locked(
             else:
                 if bar is not None:
                     what = f"{cell.model} ({cell.label}) on {cell.test_file}"
-                    bar.update(task, cell=escape(what))
+                    bar.update(task, cell=escape(one_line(what, 160)))  # a label may be huge
                 row = run_cell(matrix.name, cell, timeout_s=cell.timeout_s or timeout_s)
                 append_row(out, row)
                 rows.append(row)
@@ -122,34 +130,77 @@ class ResultsLockedError(BenchError):
 @contextlib.contextmanager
 def results_lock(out: Path) -> Iterator[None]:
     """One runner per results file: two would run every cell twice, timed while competing for
-    the machine. An advisory lock (flock) on `<out>.lock`, which the kernel drops when its
-    holder dies, so a killed runner never leaves a stale lock; the file names the holder."""
+    the machine. An advisory lock (flock), which the kernel drops when its holder dies, so a
+    killed runner never leaves a stale lock.
+
+    The lock is on the results file itself, opened for appending (created empty when absent,
+    never truncated), not on a lock file named after it: flock belongs to the file (its device
+    and inode), not to the name it was opened by, so every name of the file (a symbolic link, a
+    hard link, another spelling of its path, a bind mount of its folder) meets the same lock.
+    `<out>.lock` let two runners in through two names; a lock file named by device and inode in
+    a lock folder would see through names too, but only for runners that share that folder
+    (not across TMPDIRs, users or containers), and it is one more file to create and race on.
+
+    The results file holds only rows, so the holder names itself in a note named by the file's
+    device and inode (holder_note), which a refused runner reads for its message."""
     import fcntl
 
-    lock_path = out.with_name(out.name + ".lock")
-    with lock_path.open("a+") as lock:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise ResultsLockedError(
-                f"{out} is being written by {holder}; wait for it to finish, or write to "
-                "another --out"
+            results = stack.enter_context(Path(out).open("ab"))
+        except OSError as exc:
+            raise ResultsFileError(
+                f"cannot open results file {out}: {exc.strerror or exc}"
             ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(
-            f"matrix runner pid {os.getpid()} on {socket.gethostname()} since "
-            f"{datetime.now(UTC).isoformat(timespec='seconds')}\n"
-        )
-        lock.flush()
+        note = holder_note(os.fstat(results.fileno()))
+        try:
+            fcntl.flock(results, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResultsLockedError(
+                f"{out} is being written by {_holder(note) or 'another process'}; wait for it to "
+                "finish, or write to another --out"
+            ) from None
+        written = False
+        with contextlib.suppress(OSError):  # the note only names the holder: the lock holds
+            note.parent.mkdir(mode=0o700, exist_ok=True)
+            folder = note.parent.lstat()  # this user's own folder, not a link planted in /tmp
+            if stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid():
+                note.write_text(
+                    f"matrix runner pid {os.getpid()} on {socket.gethostname()} since "
+                    f"{datetime.now(UTC).isoformat(timespec='seconds')}\n",
+                    encoding="utf-8",
+                )
+                written = True
         try:
             yield
         finally:
-            lock.seek(0)
-            lock.truncate()
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if written:  # still ours: no one else could take the lock meanwhile
+                with contextlib.suppress(OSError):
+                    note.unlink(missing_ok=True)
+            fcntl.flock(results, fcntl.LOCK_UN)
+
+
+def holder_note(file: os.stat_result) -> Path:
+    """Where the runner holding the lock on the file `file` describes itself: in a folder of
+    this user's under the temporary directory, named by device and inode, so it is found
+    through any name of the file."""
+    folder = Path(tempfile.gettempdir(), f"tbench-locks-{os.getuid()}")
+    return folder / f"{file.st_dev}-{file.st_ino}"
+
+
+def _holder(note: Path) -> str:
+    """What the holder's note says; nothing where there is no note (not written yet, another
+    user's runner) or where it is a dead runner's (one killed with SIGKILL leaves its note)."""
+    import psutil
+
+    try:
+        text = note.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    runner = re.match(r"matrix runner pid (\d+) on (\S+) ", text)
+    if runner and runner[2] == socket.gethostname() and not psutil.pid_exists(int(runner[1])):
+        return ""
+    return text
 
 
 CELL_DIR_PREFIX = "tbench-cell-"
