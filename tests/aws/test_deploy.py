@@ -137,6 +137,8 @@ def test_realtime_deploy_of_an_s3_artifact_has_no_async_config(aws: str) -> None
     assert "SAGEMAKER_SUBMIT_DIRECTORY" not in container["Environment"]
     # Real-time: the worker ends a request at SageMaker's own 60 s, not at MMS's hour.
     assert container["Environment"]["TRANSCRIPTION_BENCHMARKS_REQUEST_TIMEOUT_S"] == "60"
+    # MMS's management API off the inference port inside the container too
+    assert container["Environment"]["MMS_MANAGEMENT_ADDRESS"].startswith("unix:/")
     # Nothing was staged: the artifact was already in S3.
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]] == [
         "m/model.tar.gz"

@@ -32,6 +32,8 @@ from transcription_benchmarks.aws.session import (
 )
 from transcription_benchmarks.serving.config import REQUEST_TIMEOUT_ENV
 
+CONTAINER_MANAGEMENT_ADDRESS = "unix:/tmp/mms-management.sock"
+
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 INFERENCE_AMI_VERSION = "al2-ami-sagemaker-inference-gpu-2"
 """The GPU inference AMI with NVIDIA driver 535 / CUDA 12, which the cu124 image needs; the
@@ -235,6 +237,10 @@ def deploy_endpoint(
         "MMS_MAX_REQUEST_SIZE": str(MAX_REQUEST_BYTES),
         "MMS_MAX_RESPONSE_SIZE": str(MAX_RESPONSE_BYTES),
         "MMS_DEFAULT_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT_MIN),
+        # The toolkit binds MMS's management API to the inference port; SageMaker forwards only
+        # /invocations and /ping, and this moves it off the port inside the container as well
+        # (MMS reads MMS_* variables over its properties: enable_envvars_config=true).
+        "MMS_MANAGEMENT_ADDRESS": CONTAINER_MANAGEMENT_ADDRESS,
     }
     if not asynchronous:
         # SageMaker answers a real-time caller after 60 s whatever the worker does; the worker
