@@ -177,3 +177,12 @@ def test_any_option_reaches_bench_args_through_option(jfk, tmp_path):
     twice = tbench(*common, "--beam-size", "2", "--option", "beam_size=3")
     assert twice.returncode == 2
     assert "set beam_size by its flag or by --option, not both" in twice.stderr
+
+
+def test_the_writable_check_leaves_a_link_to_a_new_file_as_it_was(tmp_path):
+    from transcription_benchmarks.cli import check_writable
+
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "target.jsonl")
+    check_writable(link, "--out")
+    assert link.is_symlink() and not (tmp_path / "target.jsonl").exists()

@@ -78,11 +78,12 @@ def check_writable(path: Path | None, flag: str) -> None:
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        with path.open("a"):
+        target = path.resolve()  # a link to a file not made yet: the check makes and removes
+        existed = target.exists()  # the target, and leaves the link as it found it
+        with target.open("a"):
             pass
         if not existed:
-            path.unlink()
+            target.unlink()
     except OSError as exc:
         raise InvalidOptionError(f"{flag} {path} is not writable: {exc.strerror or exc}") from None
 
