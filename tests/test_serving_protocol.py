@@ -139,6 +139,13 @@ def test_server_caps_the_decompressed_size():
         (base64.b64encode(brotli.compress(b"{not json")).decode(), "valid JSON"),
         (base64.b64encode(brotli.compress(b"[1, 2]")).decode(), "JSON object, not list"),
         ("A" * (MAX_CUSTOM_ATTRIBUTES_CHARS + 1), "at most 1024"),
+        # json.loads' other errors: RecursionError, and ValueError past 4300 digits.
+        (base64.b64encode(brotli.compress(b"[" * 30_000 + b"]" * 30_000)).decode(), "too deeply"),
+        (
+            base64.b64encode(brotli.compress(b'{"a": ' + b"9" * 4301 + b"}")).decode(),
+            r"valid JSON: Exceeds the limit \(4300 digits\) for integer string conversion: "
+            r"value has 4301 digits$",
+        ),
     ],
 )
 def test_server_names_what_is_malformed(value, problem):

@@ -12,7 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from transcription_benchmarks.decoding import check_temperatures
+from transcription_benchmarks.decoding import (
+    MAX_BATCH_SIZE,
+    MAX_BEAM_SIZE,
+    Text,
+    check_temperatures,
+)
 from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
 BackendName = str
@@ -31,6 +36,9 @@ ComputeType = Literal[
 ]
 TorchDType = Literal["fp16", "bf16", "fp32"]
 AttnImplementation = Literal["sdpa", "eager", "flash_attention_2"]
+
+MAX_THREADS = 512
+"""ggml's GGML_MAX_N_THREADS (whisper.cpp), the one engine with a thread limit of its own."""
 
 DEFAULT_MODEL = "Systran/faster-whisper-tiny.en"
 DEFAULT_TEST_FILE = "short.flac"
@@ -61,11 +69,12 @@ class BenchArgs(BaseModel):
         None, description="reference transcript (text file) for WER; default: the catalog's"
     )
 
-    # Decoding, both backends
-    batch_size: int | None = Field(None, ge=1)
-    beam_size: int | None = Field(None, ge=1)
+    # Decoding, both backends. Bounds: decoding.py, shared with the endpoint's request options,
+    # with the library fact each follows (temperature's range in check_temperatures).
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE)
+    beam_size: int | None = Field(None, ge=1, le=MAX_BEAM_SIZE)
     temperature: float | list[float] | None = None
-    language: str | None = None
+    language: Text | None = None  # reaches every engine's tokenizer
     task: Literal["transcribe", "translate"] = "transcribe"
     without_timestamps: bool | None = None
     word_timestamps: bool = False
@@ -75,8 +84,11 @@ class BenchArgs(BaseModel):
     chunk_length: int | None = Field(None, ge=1, le=30, description="seconds per window")
     vad_filter: bool | None = None
     condition_on_previous_text: bool | None = None
-    cpu_threads: int = Field(0, ge=0)
-    num_workers: int = Field(1, ge=1)
+    # Threads: whisper.cpp's ggml holds at most GGML_MAX_N_THREADS = 512; CTranslate2 (a size_t,
+    # intra_threads / inter_threads, one replica per worker) and torch (a C int) start as many
+    # as asked, so 10**6 would start a million threads and 2**64 is a TypeError at load.
+    cpu_threads: int = Field(0, ge=0, le=MAX_THREADS)
+    num_workers: int = Field(1, ge=1, le=MAX_THREADS)
     transcribe_options: dict[str, Any] = Field(
         default_factory=dict, description="any other WhisperModel.transcribe keyword"
     )

@@ -17,11 +17,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo, decode_audio
-from transcription_benchmarks.decoding import check_temperatures, temperature_count
+from transcription_benchmarks.decoding import (
+    MAX_BEAM_SIZE,
+    Text,
+    check_temperatures,
+    temperature_count,
+)
 from transcription_benchmarks.errors import BackendNotInstalledError, InvalidOptionError
 from transcription_benchmarks.models import ModelFormat, ResolvedModel, resolve
 from transcription_benchmarks.transcript import LanguageGuess, Transcript
@@ -51,17 +56,20 @@ class RequestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None
-    beam_size: int | None = Field(None, ge=1)
+    # Bounds and Text: decoding.py, with the library fact each follows.
+    language: Text | None = None
+    beam_size: int | None = Field(None, ge=1, le=MAX_BEAM_SIZE)
     temperature: float | list[float] | None = None
     without_timestamps: bool | None = None
     word_timestamps: bool | None = None
-    initial_prompt: str | None = None
+    initial_prompt: Text | None = None
 
-    @model_validator(mode="after")
-    def _finite(self) -> RequestOptions:
-        check_temperatures(self.temperature)
-        return self
+    @field_validator("temperature")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        # A field validator, so that a refusal names the field: 0 or within float16's range
+        # (decoding.check_temperatures says why).
+        return check_temperatures(value)
 
     def limits_asked(self) -> dict[str, float | None]:
         """What an endpoint's per-request limits (serving.config.RequestLimits) check."""

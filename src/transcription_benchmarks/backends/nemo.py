@@ -49,6 +49,7 @@ from transcription_benchmarks.backends.base import (
     jsonable,
     torch_device,
 )
+from transcription_benchmarks.decoding import Text
 from transcription_benchmarks.errors import (
     InvalidOptionError,
     ModelNotFoundError,
@@ -95,7 +96,9 @@ class NemoOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_lang: str | None = Field(None, description="canary: the output language")
+    # Text (decoding.py): no lone surrogates, which a JSON answer recording the language cannot
+    # encode. NeMo takes no numeric option from a request.
+    target_lang: Text | None = Field(None, description="canary: the output language")
     pnc: bool = Field(True, description="canary: punctuation and capitals")
 
 
@@ -105,8 +108,8 @@ class NemoRequestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None
-    target_lang: str | None = None
+    language: Text | None = None
+    target_lang: Text | None = None
     pnc: bool | None = None
     word_timestamps: bool | None = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from transcription_benchmarks.args import BenchArgs
 from transcription_benchmarks.audio import SAMPLE_RATE, AudioInfo
@@ -27,7 +27,13 @@ from transcription_benchmarks.backends.base import (
     jsonable,
     torch_device,
 )
-from transcription_benchmarks.decoding import check_temperatures
+from transcription_benchmarks.decoding import (
+    MAX_BATCH_SIZE,
+    MAX_BEAM_SIZE,
+    MAX_TOKEN_COUNT,
+    Text,
+    check_temperatures,
+)
 from transcription_benchmarks.errors import InvalidOptionError
 from transcription_benchmarks.models import ResolvedModel
 from transcription_benchmarks.transcript import DecodingInfo, Segment, Transcript
@@ -49,20 +55,24 @@ class TransformersParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None
+    # Bounds and Text: decoding.py, with the library fact each follows (temperature's range in
+    # check_temperatures).
+    language: Text | None = None
     chunk_length_s: float | None = Field(30.0, gt=0, le=30)
     """Long-form audio is cut into chunks this long (None: the model's own 30 s window only)."""
-    batch_size: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH_SIZE)
     """Chunks decoded together."""
     return_timestamps: bool = True
-    num_beams: int | None = Field(None, ge=1)
+    num_beams: int | None = Field(None, ge=1, le=MAX_BEAM_SIZE)
     temperature: float | None = Field(None, ge=0)
-    max_new_tokens: int | None = Field(None, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_COUNT)
 
-    @model_validator(mode="after")
-    def _finite(self) -> TransformersParams:
-        check_temperatures(self.temperature)
-        return self
+    @field_validator("temperature")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        # A field validator, so that a refusal names the field: 0 or within float16's range
+        # (decoding.check_temperatures says why).
+        return check_temperatures(value)
 
     def limits_asked(self) -> dict[str, float | None]:
         """What an endpoint's per-request limits (serving.config.RequestLimits) check."""

@@ -110,10 +110,23 @@ def decode_params(value: str, *, max_bytes: int = MAX_DECODED_PARAMS_BYTES) -> d
         raise ParamsError(
             f"{CUSTOM_ATTRIBUTES_HEADER} is not brotli-compressed JSON (truncated or other data)"
         )
+    # json.loads raises more than JSONDecodeError: RecursionError for arrays or objects nested
+    # deeper than the interpreter's stack allows (about 990 inside a worker), ValueError for an
+    # integer over Python's 4300-digit conversion limit. Each is a malformed header, not a 500.
     try:
         params = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParamsError(f"{CUSTOM_ATTRIBUTES_HEADER} does not hold valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ParamsError(
+            f"{CUSTOM_ATTRIBUTES_HEADER} does not hold valid JSON: arrays or objects nest too "
+            "deeply to read"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        # The digit limit's message ends in advice for the server's code; the client needs
+        # only what is wrong.
+        problem = str(exc).split("; use sys.set_int_max_str_digits", 1)[0]
+        raise ParamsError(
+            f"{CUSTOM_ATTRIBUTES_HEADER} does not hold valid JSON: {problem}"
+        ) from None
     if not isinstance(params, dict):
         raise ParamsError(
             f"{CUSTOM_ATTRIBUTES_HEADER} must hold a JSON object, not {type(params).__name__}"
