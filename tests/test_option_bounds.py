@@ -468,3 +468,37 @@ def test_infinite_values_stay_refused():
     ]:
         with pytest.raises(ParamsError):
             parse_params(FasterWhisperParams, params)
+
+
+def test_a_batched_window_past_the_end_of_the_audio_is_cut_there(service, jfk_bytes):
+    # faster-whisper's batched pipeline failed an assertion formatting a window that ends after
+    # the audio (a 500); WhisperModel cuts its clips at the end, and so do we now.
+    params = {"batch": {"clip_timestamps": [{"start": 0, "end": 12}], "batch_size": 1}}
+    answer, context = _answer(service, jfk_bytes, _with_params(params))
+    assert context.status is None, answer
+    segments, _ = parse_prediction(answer)
+    assert "fellow americans" in _words(" ".join(s.text for s in segments))
+    assert segments[-1].end <= 11.01
+    past = {"batch": {"clip_timestamps": [{"start": 20, "end": 25}]}}
+    refusal = ErrorBody.model_validate_json(_answer(service, jfk_bytes, _with_params(past))[0])
+    assert (refusal.status, refusal.error) == (400, "InvalidOption")
+    assert "after the end of the audio (11.00 s)" in refusal.message
+
+
+def test_cli_key_values_keep_unreadable_json_as_the_string_given():
+    from transcription_benchmarks.cli import _key_values
+
+    digits = "1" * 5000
+    assert _key_values([f"k={digits}", "d=" + "[" * 5000], "--x") == {
+        "k": digits,
+        "d": "[" * 5000,
+    }
+
+
+def test_the_serving_config_bounds_its_threads():
+    from pydantic import ValidationError
+
+    from transcription_benchmarks.serving.config import ServingConfig
+
+    with pytest.raises(ValidationError, match="cpu_threads"):
+        ServingConfig(cpu_threads=10**6)

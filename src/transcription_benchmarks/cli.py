@@ -58,7 +58,9 @@ def _key_values(pairs: list[str], flag: str, *, parse_json: bool = True) -> dict
             raise InvalidOptionError(f"{flag} expects KEY=VALUE, got {pair!r}")
         parsed[key] = raw
         if parse_json:
-            with contextlib.suppress(json.JSONDecodeError):
+            # ValueError: not JSON, or an integer past Python's 4300 digits; RecursionError:
+            # nesting too deep. Either way the value stays the string given.
+            with contextlib.suppress(ValueError, RecursionError):
                 parsed[key] = json.loads(raw)
     return parsed
 

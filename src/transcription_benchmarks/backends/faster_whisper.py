@@ -232,6 +232,8 @@ class FasterWhisperModel(LoadedModel):
             # Batched decoding without VAD needs explicit windows; fixed 30 s ones match how
             # WhisperModel walks the audio.
             options = {**options, "clip_timestamps": _fixed_windows(duration)}
+        elif batched and isinstance(options.get("clip_timestamps"), list):
+            options = {**options, "clip_timestamps": _within(options["clip_timestamps"], duration)}
         pipeline = self.batched_pipeline if batched else self.model
         session = (
             restored_attributes(self.model, self.model.feature_extractor, self.batched_pipeline)
@@ -413,6 +415,21 @@ def check_transcribe_options(options: dict[str, Any], batched: bool) -> None:
 def vocabulary_size(whisper: Any) -> int:
     """The token ids a faster_whisper.WhisperModel can embed."""
     return int(whisper.hf_tokenizer.get_vocab_size(with_added_tokens=True))
+
+
+def _within(windows: list[dict[str, float]], duration_s: float) -> list[dict[str, float]]:
+    """Batched windows cut at the end of the audio, as WhisperModel cuts its clips: a window
+    past the end failed inside faster-whisper (an assertion formatting its timestamps)."""
+    kept = [
+        {"start": w["start"], "end": min(w["end"], duration_s)}
+        for w in windows
+        if w["start"] < duration_s
+    ]
+    if not kept:
+        raise InvalidOptionError(
+            f"every clip window starts at or after the end of the audio ({duration_s:.2f} s)"
+        )
+    return kept
 
 
 def _fixed_windows(duration_s: float, window_s: float = 30.0) -> list[dict[str, float]]:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from transcription_benchmarks.args import ComputeType, TorchDType
+from transcription_benchmarks.args import MAX_THREADS, ComputeType, TorchDType
 from transcription_benchmarks.backends.registry import check_name
 from transcription_benchmarks.errors import InvalidOptionError, describe_validation_error
 
@@ -87,7 +87,7 @@ class ServingConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     compute_type: ComputeType = "default"
     """CTranslate2's compute type (faster-whisper), ggml's (whisper.cpp)."""
-    cpu_threads: int = Field(0, ge=0)
+    cpu_threads: int = Field(0, ge=0, le=MAX_THREADS)
     """Engines that read it (faster-whisper, openai-whisper, whisper.cpp): 0 lets them choose."""
     dtype: TorchDType | None = None
     """Torch engines (transformers, openai-whisper): None gives fp16 on CUDA, fp32 on CPU."""
