@@ -132,6 +132,12 @@ class NemoBackend(Backend):
     # auto-tune's CPU default searches fp32 alone; bf16 stays a choice.
     cpu_precisions = ("fp32",)
     gpu_precisions = ("fp16", "bf16", "fp32")
+    # benchmarks/request_memory.py in NeMo's env, synthetic:parakeet-tdt-tiny on CPU, 1 and 6
+    # minutes of speech (2026-12-07): 284.5 MiB per audio minute. One file is one clip: the
+    # conformer encoder holds every frame's activations (and attention over all of them) at
+    # once, so this grows faster than linearly past the lengths measured; batch_size above 1
+    # cuts the file into 30 s clips.
+    request_mib_per_audio_minute = 290.0
 
     def check_installed(self) -> None:
         with quiet_nemo():

@@ -74,6 +74,10 @@ class OpenAIWhisperBackend(Backend):
     supports_batching = False
     cpu_precisions = ("fp32",)
     gpu_precisions = ("fp16", "fp32")
+    # benchmarks/request_memory.py, tiny.en on CPU, 1 and 6 minutes of speech (2026-12-07):
+    # 21.2 MiB per audio minute: whisper.log_mel_spectrogram runs torch's STFT over the whole
+    # file at once (the complex spectrum of every frame).
+    request_mib_per_audio_minute = 22.0
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         if args.batch_size is not None:

@@ -98,6 +98,10 @@ class TransformersBackend(Backend):
     # CPU: fp16 is refused there and bf16 is emulated on most CPUs.
     cpu_precisions = ("fp32",)
     gpu_precisions = ("fp16", "bf16")
+    # benchmarks/request_memory.py, tiny.en on CPU, 1 and 6 minutes of speech (2026-12-07):
+    # 4.6 MiB per audio minute: the pipeline computes features per 30 s chunk, so a request
+    # holds its samples and little more.
+    request_mib_per_audio_minute = 5.0
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         duplicated = sorted(

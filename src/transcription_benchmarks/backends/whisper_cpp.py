@@ -57,6 +57,10 @@ class WhisperCppBackend(Backend):
     precision_option = "compute_type"
     supports_batching = False
     cpu_precisions = ("float16",)
+    # benchmarks/request_memory.py, tiny.en (ggml f16) on CPU, 1 and 6 minutes of speech
+    # (2026-12-07): 14.7 MiB per audio minute: whisper.cpp takes the whole file's samples and
+    # computes its whole mel spectrogram at once.
+    request_mib_per_audio_minute = 15.5
 
     def validate(self, args: BenchArgs, audio: AudioInfo) -> None:
         from pywhispercpp.constants import PARAMS_SCHEMA
