@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -210,3 +211,74 @@ def test_12_the_suite_tests_the_server_it_started(endpoint, local_server):
     assert local_server.process.poll() is None
     assert psutil.Process(local_server.process.pid).ppid() == os.getpid()
     assert Path(local_server.run_dir).is_dir()
+
+
+def _raw_request(url: str, body: bytes) -> bytes:
+    host = url.removeprefix("http://").partition(":")[0]
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: {host}\r\nContent-Type: audio/flac\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _connect(url: str) -> socket.socket:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def test_7_idle_connections_do_not_starve_the_endpoint(endpoint, local_server, jfk_bytes):
+    # A request line and nothing more, 2,000 times over: MMS's frontend has no header timeout,
+    # and 20,000 of these spent its file limit. The front holds them, closes them at its header
+    # timeout, and answers everyone else meanwhile.
+    idle = []
+    try:
+        for _ in range(2000):
+            connection = _connect(local_server.url)
+            connection.sendall(b"POST /invocations HTTP/1.1\r\n")
+            idle.append(connection)
+        with LocalEndpoint(local_server.url, timeout_s=30) as fresh:
+            assert fresh.healthy()
+            assert fresh.invoke(jfk_bytes, content_type="audio/flac").status == 200
+        # the front's header timeout (10 s) ends them: the first one is closed, unanswered
+        idle[0].settimeout(30)
+        assert idle[0].recv(1024) == b""
+    finally:
+        for connection in idle:
+            connection.close()
+
+
+def test_8_requests_whose_clients_left_are_not_computed(endpoint, local_server, jfk_bytes):
+    from transcription_benchmarks.audio import find_test_audio
+
+    one = time.monotonic()
+    assert endpoint.invoke(jfk_bytes).status == 200
+    jfk_s = time.monotonic() - one
+    log_before = local_server.log.read_text(errors="replace").count("dropped POST /invocations")
+    minute = find_test_audio("1min.flac").read_bytes()
+    ended = {}
+
+    def busy() -> None:  # the one worker, busy for several jfk-lengths
+        with LocalEndpoint(local_server.url) as client:
+            assert client.invoke(minute).status == 200
+        ended["busy"] = time.monotonic()
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    time.sleep(0.3)
+    gone = []
+    for _ in range(10):  # fire and forget: sent whole, then the client leaves
+        connection = _connect(local_server.url)
+        connection.sendall(_raw_request(local_server.url, jfk_bytes))
+        gone.append(connection)
+    time.sleep(0.3)
+    for connection in gone:
+        connection.close()
+    with LocalEndpoint(local_server.url) as last:
+        assert last.invoke(jfk_bytes).status == 200
+    done = time.monotonic()
+    worker.join()
+    # Computed, the ten would have run between the busy request and the last one: 10 x jfk_s.
+    assert done - ended["busy"] < 4 * jfk_s + 1, (done - ended["busy"], jfk_s)
+    log = local_server.log.read_text(errors="replace")
+    assert log.count("dropped POST /invocations") - log_before == 10

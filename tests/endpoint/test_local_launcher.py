@@ -28,7 +28,11 @@ def port(endpoint_target: str) -> int:
 def test_serves_on_loopback_and_stops_every_process(port, jfk):
     with start_local_endpoint("tiny.en", port=port) as server:
         properties = (server.run_dir / "mms.properties").read_text()
-        assert f"inference_address=http://127.0.0.1:{port}" in properties
+        # MMS on unix sockets alone; the port is the front's, on loopback
+        assert f"inference_address=unix:{server.run_dir}/inference.sock" in properties
+        assert f"management_address=unix:{server.run_dir}/management.sock" in properties
+        assert "http://" not in properties
+        assert server.url == f"http://127.0.0.1:{port}"
         group = [
             p for p in psutil.process_iter(["pid"]) if _pgid(p.info["pid"]) == server.process.pid
         ]

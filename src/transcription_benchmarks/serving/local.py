@@ -60,8 +60,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 """`tbench serve-local`'s port, as the container's; code that starts a server for itself
 (tests, benchmarks, `tbench load local`) takes a free one (free_port)."""
-PORT_RANGE = range(8081, 9000)
-"""Where free_port looks: MMS refuses some high ports ("Invalid port")."""
 START_TIMEOUT_S = 180.0
 MMS_LIMITS = {
     # SageMaker's real-time limits, so the local server refuses what SageMaker would. MMS's own
@@ -80,16 +78,11 @@ class LocalEndpointError(BenchError):
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
-    """A port nothing listens on at `host` now, from PORT_RANGE (a race with another process
-    that binds it first ends in the server's start error, naming the port)."""
-    for candidate in PORT_RANGE:
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, candidate))
-            except OSError:
-                continue
-            return candidate
-    raise LocalEndpointError(f"no free port on {host} in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
+    """A port nothing listens on at `host` now, as the system hands them out (a race with
+    another process that binds it first ends in the server's start error, naming the port)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def is_loopback(host: str) -> bool:

@@ -11,9 +11,13 @@ The toolkit binds MMS's management API to the inference address (both
 http://0.0.0.0:8080): with no authentication and any Origin, `POST /models?url=DIR` there
 registers any local directory and runs its code/inference.py. On SageMaker only /invocations
 and /ping reach the container; here the management API moves to a unix socket in the run
-directory, which only this user can open, and the inference port answers 404 to /models (MMS
-routes anything but /ping, /invocations and predictions to its 404 handler when the two
-addresses differ). MMS has no setting that turns the management API off.
+directory, which only this user can open (MMS has no setting that turns it off; when the two
+addresses differ, MMS's inference side answers 404 to /models).
+
+MMS's inference API listens on a unix socket too, and the port belongs to serving/front.py,
+which does here what SageMaker's front end does before the container: idle and header
+timeouts (MMS has none), only /ping and /invocations forwarded, and requests whose clients gave
+up dropped before MMS computes them.
 """
 
 from __future__ import annotations
@@ -34,15 +38,20 @@ HANDLER_SERVICE = "sagemaker_huggingface_inference_toolkit.handler_service"
 
 MANAGEMENT_SOCKET = "management.sock"
 """The management API's unix socket, in the run directory."""
+INFERENCE_SOCKET = "inference.sock"
+"""MMS's inference API's unix socket, in the run directory: the front forwards to it."""
 
 
 def management_socket(run_dir: Path) -> Path:
     return run_dir / MANAGEMENT_SOCKET
 
 
-def mms_command(model_dir: Path, run_dir: Path, host: str, port: int) -> list[str]:
+def inference_socket(run_dir: Path) -> Path:
+    return run_dir / INFERENCE_SOCKET
+
+
+def mms_command(model_dir: Path, run_dir: Path) -> list[str]:
     """Write the MMS properties into run_dir and return the command that starts MMS."""
-    os.environ["SAGEMAKER_BIND_TO_PORT"] = str(port)
     from sagemaker_inference import environment
     from sagemaker_inference.model_server import (
         DEFAULT_MMS_LOG_FILE,
@@ -51,7 +60,7 @@ def mms_command(model_dir: Path, run_dir: Path, host: str, port: int) -> list[st
     )
 
     properties = _generate_mms_config_properties(environment.Environment(), HANDLER_SERVICE)
-    inference = f"inference_address=http://{host}:{port}"
+    inference = f"inference_address=unix:{inference_socket(run_dir)}"
     management = f"management_address=unix:{management_socket(run_dir)}"
     lines = [
         inference if line.startswith("inference_address=") else line
@@ -81,10 +90,29 @@ PARENT_PID_ENV = "TRANSCRIPTION_BENCHMARKS_SERVER_PARENT_PID"
 STOP_GRACE_S = 15.0
 
 
-def supervise(command: list[str], env: dict[str, str]) -> int:
-    """Run MMS's launcher under this process, the leader of the server's process group (the
-    launcher, MMS's Java frontend and its Python workers), until it exits or this process is
-    told to stop; then end the whole group: SIGTERM, SIGKILL for what outlives the grace.
+def front_command(run_dir: Path, host: str, port: int, workers: int) -> list[str]:
+    """The front on host:port before MMS's inference socket, as many requests in flight as MMS
+    has workers, bodies up to MMS's own request cap (the handler words the real-time limit)."""
+    return [
+        sys.executable,
+        "-m",
+        "transcription_benchmarks.serving.front",
+        "--listen",
+        f"{host}:{port}",
+        "--upstream",
+        f"unix:{inference_socket(run_dir)}",
+        "--concurrency",
+        str(workers),
+        "--max-body-bytes",
+        os.environ.get("MMS_MAX_REQUEST_SIZE", "6553500"),
+    ]
+
+
+def supervise(commands: list[list[str]], env: dict[str, str]) -> int:
+    """Run MMS's launcher and the front under this process, the leader of the server's process
+    group (the front, the launcher, MMS's Java frontend and its Python workers), until one of
+    them exits or this process is told to stop; then end the whole group: SIGTERM, SIGKILL for
+    what outlives the grace.
 
     MMS's launcher starts Java and waits, and dies on SIGTERM without passing it on, so its
     Java frontend and workers would serve on; and a launcher killed with -9 leaves them all.
@@ -93,24 +121,28 @@ def supervise(command: list[str], env: dict[str, str]) -> int:
     the group."""
     parent = os.environ.get(PARENT_PID_ENV)
     die_with_parent(int(parent) if parent else None, signal.SIGTERM)
-    process = subprocess.Popen(command, env=env)
+    processes = [subprocess.Popen(command, env=env) for command in commands]
 
     def stop(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's SIGTERM reaches us too
-        _end_group(process)
+        _end_group(processes)
         os._exit(128 + signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
-    code = process.wait()
-    _end_group(process)  # the launcher exited: nothing it started outlives it
-    return code
+    pid, status = os.wait()  # the first of them to end ends the server
+    name = next((c[0] for p, c in zip(processes, commands, strict=True) if p.pid == pid), "?")
+    print(f"{Path(name).name} (pid {pid}) exited ({status >> 8}): stopping the server", flush=True)
+    _end_group(processes)
+    return os.waitstatus_to_exitcode(status) or 1
 
 
-def _end_group(process: subprocess.Popen[bytes]) -> None:
+def _end_group(processes: list[subprocess.Popen[bytes]]) -> None:
     group = os.getpgrp()
     if group != os.getpid():  # not a group of our own: end only what we started
-        process.terminate()
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
         return
     import psutil
 
@@ -148,13 +180,16 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("MMS_MANAGEMENT_ADDRESS", "MMS_INFERENCE_ADDRESS"):
         os.environ.pop(name, None)
     # The toolkit imports code/inference.py from the model dir (handler_service.initialize).
-    command = mms_command(model_dir, run_dir, args.host, args.port)
+    command = mms_command(model_dir, run_dir)
+    workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "") or os.cpu_count() or 1)
+    front = front_command(run_dir, args.host, args.port, workers)
     print("starting:", " ".join(command), flush=True)
+    print("front:", " ".join(front), flush=True)
     os.chdir(run_dir)  # MMS writes logs/ and its pid file relative to the working directory
     bin_dir = Path(sys.executable).parent
     command[0] = str(bin_dir / command[0])
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    sys.exit(supervise(command, env))
+    sys.exit(supervise([command, front], env))
 
 
 if __name__ == "__main__":
