@@ -9,8 +9,8 @@ each server answered to bad input. Every answer is checked against jfk.flac's re
     python benchmarks/endpoint_load.py [--requests 20] [--bound 5] [--trial-s 30]
         [--instance-type ml.c5.xlarge] [--daily-hours 1000] [--out load.jsonl]
 
-The local endpoint is the one answering on $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL (default
-http://127.0.0.1:8080), else one started here (its pinned env is built on first use). The same
+The local endpoint is the one named in $TRANSCRIPTION_BENCHMARKS_ENDPOINT_URL, else one started
+here on a free port (its pinned env is built on first use). The same
 run from the command line: tbench load local faster-whisper-server -s all ...
 """
 
