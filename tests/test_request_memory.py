@@ -19,11 +19,8 @@ import av
 import numpy as np
 import pytest
 from tests.test_serving_handlers import (  # noqa: F401 - fixtures
-    MmsContext,
     _call,
-    _with_params,
     faster_whisper_service,
-    jfk_bytes,
 )
 
 from transcription_benchmarks.audio import decode_audio
@@ -70,8 +67,13 @@ def _without_length(flac: bytes) -> bytes:
 
 
 @pytest.fixture
-def service(faster_whisper_service):  # noqa: F811
+def service(faster_whisper_service):  # noqa: F811 - the fixture, by name
     return faster_whisper_service
+
+
+@pytest.fixture(scope="module")
+def jfk_bytes(jfk: Path) -> bytes:
+    return jfk.read_bytes()
 
 
 # --- 1. the decode bomb --------------------------------------------------------------------------
@@ -113,7 +115,7 @@ def test_decoding_runs_inside_the_request_deadline(service, jfk_bytes, monkeypat
         service.model, "transcribe", lambda *a, **k: called.append(1) or pytest.fail("ran")
     )
     expired = handler.Service(service.model, ServingConfig(request_timeout_s=1e-9))
-    body, context = _call(handler, expired, jfk_bytes * 1)
+    body, _ = _call(handler, expired, jfk_bytes)
     refusal = ErrorBody.model_validate_json(body)
     assert (refusal.status, refusal.error) == (504, "RequestTimeout")
     assert not called  # stopped while decoding, before the engine
