@@ -187,6 +187,11 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The GPU first-light carry (README "First light on a lent GPU"): sizes from the carry file
+    # where the ignored .first_light/ is absent (a fresh clone), and the run's imports against
+    # the carry and the image list. This interpreter has the project, so import names map to
+    # distributions through its metadata; about a second, no network.
+    session.run(sys.executable, "benchmarks/device_first_light.py", "--dry-run", external=True)
 
 
 def _compat_cells() -> list[str]:
