@@ -113,6 +113,12 @@ def jfk() -> Path:
 
 
 @pytest.fixture(scope="session")
+def jfk_bytes(jfk: Path) -> bytes:
+    """jfk.flac as a request body."""
+    return jfk.read_bytes()
+
+
+@pytest.fixture(scope="session")
 def short() -> Path:
     return shared_audio("short.flac")
 

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import typing
-from pathlib import Path
 from typing import Any
 
 import annotated_types
@@ -385,11 +384,6 @@ def test_bench_refuses_what_the_endpoint_refuses_in_the_same_words(
 @pytest.fixture(scope="module")
 def service(faster_whisper_service):  # noqa: F811 - the fixture, by name
     return faster_whisper_service
-
-
-@pytest.fixture(scope="module")
-def jfk_bytes(jfk: Path) -> bytes:
-    return jfk.read_bytes()
 
 
 def _answer(service, body: bytes, context: MmsContext) -> tuple[bytes, MmsContext]:

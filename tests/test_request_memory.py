@@ -71,11 +71,6 @@ def service(faster_whisper_service):  # noqa: F811 - the fixture, by name
     return faster_whisper_service
 
 
-@pytest.fixture(scope="module")
-def jfk_bytes(jfk: Path) -> bytes:
-    return jfk.read_bytes()
-
-
 # --- 1. the decode bomb --------------------------------------------------------------------------
 
 

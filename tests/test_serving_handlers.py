@@ -65,11 +65,6 @@ def faster_whisper_service():
     return handler.model_fn(str(resolve("Systran/faster-whisper-tiny.en", "ctranslate2").path))
 
 
-@pytest.fixture(scope="module")
-def jfk_bytes(jfk: Path) -> bytes:
-    return jfk.read_bytes()
-
-
 def test_request_header_is_case_insensitive():
     context = MmsContext({"X-AMZN-SageMaker-Custom-Attributes": "abc", "Other": "x"})
     assert request_header(context, "x-amzn-sagemaker-custom-attributes") == "abc"

@@ -134,11 +134,6 @@ def service(faster_whisper_service):  # noqa: F811 - the fixture, by name
     return faster_whisper_service
 
 
-@pytest.fixture(scope="module")
-def jfk_bytes(jfk: Path) -> bytes:
-    return jfk.read_bytes()
-
-
 def _refusal(service, body: bytes, params: dict[str, Any] | None = None, header=None) -> ErrorBody:
     context = _raw_context(header) if header else _with_params(params or {})
     answer, context = _call(handler, service, body, "audio/flac", context)
