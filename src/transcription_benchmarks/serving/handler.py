@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,7 +29,7 @@ from transcription_benchmarks.backends.base import LoadedModel
 from transcription_benchmarks.backends.registry import get_backend
 from transcription_benchmarks.errors import AudioTooLongError, InvalidOptionError
 from transcription_benchmarks.serving import legacy
-from transcription_benchmarks.serving.budget import AudioBudget, audio_budget
+from transcription_benchmarks.serving.budget import AudioBudget, audio_budget, workers_per_model
 from transcription_benchmarks.serving.config import ServingConfig
 from transcription_benchmarks.serving.protocol import (
     ErrorBody,
@@ -112,7 +114,43 @@ def load_service(
 
 def model_fn(model_dir: str, context: Any = None) -> Service:
     config = ServingConfig.read(model_dir)
+    if in_model_server(context):
+        share_cores(config)
     return load_service(model_dir, config, kill_on_timeout=in_model_server(context))
+
+
+OMP_THREADS_ENV = "OMP_NUM_THREADS"
+
+
+def share_cores(config: ServingConfig) -> int | None:
+    """Give this worker its share of the cores, where Multi Model Server took them away.
+
+    MMS's worker sets OMP_NUM_THREADS=1 whenever the container sets none (an MXNet-era default
+    in mms/model_service_worker.py). CTranslate2 and torch take their default thread count from
+    OpenMP, so a served model ran on one core where bench() runs on all of them: faster-whisper
+    tiny.en 1.3x slower than in-process on 2 cores. Here, before the engine loads (CTranslate2's
+    OpenMP runtime reads the variable when it loads; torch, imported by the toolkit, is set
+    directly), the variable becomes the cores over the model server's workers: every core with
+    the local endpoint's one worker, still one each with MMS's default of a worker per core. A
+    value the container sets itself is left alone. Returns the threads set, or None."""
+    if os.environ.get(OMP_THREADS_ENV) != "1" or _set_at_start(OMP_THREADS_ENV) is not False:
+        return None
+    threads = max(len(os.sched_getaffinity(0)) // workers_per_model(config.device), 1)
+    os.environ[OMP_THREADS_ENV] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    logger.info("%s=%d: the cores over the model server's workers", OMP_THREADS_ENV, threads)
+    return threads
+
+
+def _set_at_start(name: str) -> bool | None:
+    """Whether the environment this process started with sets `name` (None: cannot tell)."""
+    try:
+        environ = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return None
+    return any(entry.startswith(f"{name}=".encode()) for entry in environ.split(b"\0"))
 
 
 def input_fn(input_data: bytes | None, content_type: str, context: Any = None):
