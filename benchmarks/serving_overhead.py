@@ -16,7 +16,8 @@ faster-whisper's default decoding options:
   own socket where there is one): what MMS costs by itself.
 
 Every server is started and warmed up first; then requests go out interleaved, one per target
-in turn (bare, served, fws, bare, served, fws, ...), so background load hits all alike. Every
+in turn (bare, served, fws, bare, served, fws, ...; --rotate starts each round one target
+later), so background load hits all alike. Every
 answer is checked against the in-process one: the endpoint's info.options against
 TranscriptionInfo.transcription_options (a difference stops the run), and each target's
 segments (start, end, text, tokens, temperature; faster-whisper-server reports no options, only
@@ -26,6 +27,7 @@ each target's resident memory (every process a server runs), per file. Goal: ser
 
     python benchmarks/serving_overhead.py [--files jfk.flac 1min.flac] [--requests 15]
         [--warmup 2] [--targets bare served fws [served-direct] [mms-echo]] [--port PORT]
+        [--rotate]
 
 Run it with the endpoint env's Python (nox -s endpoint: .nox/endpoint/bin/python), which has
 Multi Model Server, the toolkit and faster-whisper-server (the `load` extra).
@@ -297,6 +299,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed requests per target")
     parser.add_argument("--targets", nargs="+", default=[BARE, SERVED, FWS], choices=TARGETS)
     parser.add_argument("--port", type=int, default=None, help="the local endpoint's port")
+    parser.add_argument(
+        "--rotate",
+        action="store_true",
+        help="start each round one target later (bare, served, fws; served, fws, bare; ...), so "
+        "that no target always follows the same one",
+    )
     opts = parser.parse_args()
     if BARE not in opts.targets:
         parser.error("the ratios are to bare: keep it among --targets")
@@ -352,8 +360,9 @@ def main() -> None:
                     problems += check(name, runners[name](path, body), reference)
             times: dict[str, list[float]] = {name: [] for name in targets}
             handler_s: list[float] = []
-            for _ in range(opts.requests):
-                for name in targets:
+            for index in range(opts.requests):
+                shift = index % len(targets) if opts.rotate else 0
+                for name in targets[shift:] + targets[:shift]:
                     started = time.perf_counter()
                     answer = runners[name](path, body)
                     elapsed = time.perf_counter() - started

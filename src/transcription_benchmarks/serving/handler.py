@@ -128,11 +128,12 @@ def share_cores(config: ServingConfig) -> int | None:
     MMS's worker sets OMP_NUM_THREADS=1 whenever the container sets none (an MXNet-era default
     in mms/model_service_worker.py). CTranslate2 and torch take their default thread count from
     OpenMP, so a served model ran on one core where bench() runs on all of them: faster-whisper
-    tiny.en 1.3x slower than in-process on 2 cores. Here, before the engine loads (CTranslate2's
-    OpenMP runtime reads the variable when it loads; torch, imported by the toolkit, is set
-    directly), the variable becomes the cores over the model server's workers: every core with
-    the local endpoint's one worker, still one each with MMS's default of a worker per core. A
-    value the container sets itself is left alone. Returns the threads set, or None."""
+    tiny.en 1.2x slower than in-process on 2 cores (benchmarks/serving_overhead.py). Here,
+    before the engine loads (CTranslate2's OpenMP runtime reads the variable when it loads;
+    torch, imported by the toolkit, is set directly), the variable becomes the cores over the
+    model server's workers: every core with the local endpoint's one worker, still one each
+    with MMS's default of a worker per core. A value the container sets itself is left alone.
+    Returns the threads set, or None."""
     if os.environ.get(OMP_THREADS_ENV) != "1" or _set_at_start(OMP_THREADS_ENV) is not False:
         return None
     threads = max(len(os.sched_getaffinity(0)) // workers_per_model(config.device), 1)
