@@ -4,6 +4,7 @@ jfk.flac. The context is a stand-in for MMS's (request headers in, response stat
 from __future__ import annotations
 
 import base64
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -329,3 +330,32 @@ def test_whisper_cpp_keeps_the_beam_it_loaded_with(engine_service, jfk_bytes):
     assert refusal.error == "InvalidOption" and "beam size 1, chosen when it loaded" in (
         refusal.message
     )
+
+
+def test_a_worker_gets_its_share_of_the_cores_where_mms_took_them(monkeypatch):
+    # MMS's worker sets OMP_NUM_THREADS=1 inside itself where the container sets none; the
+    # variable this test process started with tells the two cases apart, so each case runs
+    # in a child whose starting environment is known.
+    import subprocess
+    import sys
+
+    script = (
+        "import os; os.environ['OMP_NUM_THREADS'] = '1'\n"  # what MMS's worker does
+        "from transcription_benchmarks.serving.config import ServingConfig\n"
+        "from transcription_benchmarks.serving.handler import share_cores\n"
+        "print(share_cores(ServingConfig(device='cpu')), os.environ['OMP_NUM_THREADS'])\n"
+    )
+
+    def run(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
+        base.pop("SAGEMAKER_MODEL_SERVER_WORKERS", None)
+        done = subprocess.run(
+            [sys.executable, "-c", script], env={**base, **env}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    cores = len(os.sched_getaffinity(0))
+    assert run(SAGEMAKER_MODEL_SERVER_WORKERS="1") == [str(cores), str(cores)]
+    assert run() == [str(max(cores // (os.cpu_count() or 1), 1))] * 2  # a worker per core
+    assert run(OMP_NUM_THREADS="1", SAGEMAKER_MODEL_SERVER_WORKERS="1") == ["None", "1"]

@@ -282,3 +282,14 @@ def test_8_requests_whose_clients_left_are_not_computed(endpoint, local_server, 
     assert done - ended["busy"] < 4 * jfk_s + 1, (done - ended["busy"], jfk_s)
     log = local_server.log.read_text(errors="replace")
     assert log.count("dropped POST /invocations") - log_before == 10
+
+
+def test_the_server_memory_counts_mms_behind_the_front(local_server):
+    from transcription_benchmarks.load.servers import server_memory
+
+    memory = server_memory(local_server.url)
+    assert memory is not None
+    names = " ".join(memory.by_name)
+    # the front listens; MMS's Java frontend and its Python worker are counted beside it
+    assert "java" in names and memory.processes >= 4, memory
+    assert memory.rss_mb > 300, memory  # the worker holds the model

@@ -145,6 +145,13 @@ def listening_process(url: str) -> psutil.Process | None:
     return None
 
 
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class ServerMemory:
     """RSS of a local server's processes (MMS: a Java frontend plus Python workers)."""
@@ -155,14 +162,19 @@ class ServerMemory:
 
 
 def server_memory(url: str) -> ServerMemory | None:
-    """The total RSS of the process listening on `url` and its descendants, split by process
-    name (MMS's Java frontend and its Python workers grow for different reasons); None when
-    no process of this machine listens there."""
+    """The total RSS of the server listening on `url`, split by process name (MMS's Java
+    frontend and its Python workers grow for different reasons); None when no process of this
+    machine listens there. The server is the listener's process group where it has one of its
+    own (the local endpoint's listener is its front, beside MMS in one group under a
+    supervisor), else the listener and its descendants."""
     root = listening_process(url)
     if root is None:
         return None
-    # The listener and what it spawned: MMS's Java frontend and its Python workers.
     processes = [root, *root.children(recursive=True)]
+    with contextlib.suppress(OSError):
+        group = os.getpgid(root.pid)
+        if group != os.getpgrp():
+            processes = [p for p in psutil.process_iter() if _group_of(p.pid) == group]
     by_name: Counter[str] = Counter()
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
