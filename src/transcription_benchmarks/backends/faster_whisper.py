@@ -523,6 +523,7 @@ def _reflect_padded(
 def piecewise_features(extractor: Any) -> Any:
     """`extractor` (a WhisperModel's FeatureExtractor) as a PiecewiseFeatureExtractor with the
     same settings: memory for features flat in the file's length, the same numbers."""
-    piecewise = _piecewise_extractor_class().__new__(_piecewise_extractor_class())
+    cls = _piecewise_extractor_class()
+    piecewise = cls.__new__(cls)
     piecewise.__dict__.update(vars(extractor))
     return piecewise

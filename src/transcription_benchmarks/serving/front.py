@@ -674,11 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--upstream", required=True, help="unix:/path/to/mms.sock (or http://host:port)"
     )
     parser.add_argument("--concurrency", type=int, required=True, help="MMS's worker count")
-    parser.add_argument("--idle-timeout-s", type=float, default=60.0)
-    parser.add_argument("--header-timeout-s", type=float, default=10.0)
-    parser.add_argument("--max-body-bytes", type=int, default=MAX_REALTIME_BODY_BYTES)
-    parser.add_argument("--max-connections", type=int, default=10_000)
-    parser.add_argument("--upstream-timeout-s", type=float, default=600.0)
+    # the defaults are FrontConfig's own, written once there
+    parser.add_argument("--idle-timeout-s", type=float, default=FrontConfig.idle_timeout_s)
+    parser.add_argument("--header-timeout-s", type=float, default=FrontConfig.header_timeout_s)
+    parser.add_argument("--max-body-bytes", type=int, default=FrontConfig.max_body_bytes)
+    parser.add_argument("--max-connections", type=int, default=FrontConfig.max_connections)
+    parser.add_argument("--upstream-timeout-s", type=float, default=FrontConfig.upstream_timeout_s)
     parser.add_argument("--log-level", default="INFO")
     return parser
 

@@ -12,7 +12,6 @@ request)`, which bench() calls too. Nothing here names an engine.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -185,7 +184,7 @@ def predict_fn(data: ReceivedRequest | ErrorBody, model: Service, context: Any =
                 warnings=warnings,
             )
             if getattr(params, "task", None) == "detect_language" and not was_legacy:
-                return detect_language(model, request, deadline)
+                return detect_language(model, request)
             return transcribe(model, request, deadline)
     except AudioTooLongError as exc:
         return refuse(
@@ -213,17 +212,13 @@ def output_fn(prediction: BaseModel | bytes, accept: str, context: Any = None) -
     return write_json(prediction, accept, context)
 
 
-def transcribe(
-    service: Service, request: AudioRequest, deadline: Deadline | None = None
-) -> Prediction | bytes:
-    """`deadline`: the request's, already running (predict_fn decodes inside it); None opens
-    one for this call."""
+def transcribe(service: Service, request: AudioRequest, deadline: Deadline) -> Prediction | bytes:
+    """`deadline`: the request's, already running (predict_fn decodes inside it)."""
     started = time.perf_counter()
-    with _within(service, deadline) as running:
-        transcript = service.model.transcribe(
-            request.samples, request.params, checkpoint=running.check
-        )
-        running.check()
+    transcript = service.model.transcribe(
+        request.samples, request.params, checkpoint=deadline.check
+    )
+    deadline.check()
     processing_s = time.perf_counter() - started
     segments = [WireSegment.model_validate(s, from_attributes=True) for s in transcript.segments]
     info = transcript.info
@@ -244,11 +239,9 @@ def transcribe(
     )
 
 
-def detect_language(
-    service: Service, request: AudioRequest, deadline: Deadline | None = None
-) -> LanguageDetection:
-    with _within(service, deadline):
-        guess = service.model.detect_language(request.samples, request.params)
+def detect_language(service: Service, request: AudioRequest) -> LanguageDetection:
+    """Inside predict_fn's request deadline: one call, no checkpoint to give it."""
+    guess = service.model.detect_language(request.samples, request.params)
     return LanguageDetection(
         language=guess.language,
         language_probability=guess.probability,
@@ -257,12 +250,3 @@ def detect_language(
         ],
         duration=request.duration_s,
     )
-
-
-def _within(
-    service: Service, deadline: Deadline | None
-) -> contextlib.AbstractContextManager[Deadline]:
-    """The running deadline, or a new one for this request."""
-    if deadline is not None:
-        return contextlib.nullcontext(deadline)
-    return request_deadline(request_timeout_s(service.config), kill=service.kill_on_timeout)

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from transcription_benchmarks.lifetime import die_with_parent
+from transcription_benchmarks.serving.budget import workers_per_model
 
 HANDLER_SERVICE = "sagemaker_huggingface_inference_toolkit.handler_service"
 
@@ -132,9 +133,10 @@ def supervise(commands: list[list[str]], env: dict[str, str]) -> int:
         signal.signal(signum, stop)
     pid, status = os.wait()  # the first of them to end ends the server
     name = next((c[0] for p, c in zip(processes, commands, strict=True) if p.pid == pid), "?")
-    print(f"{Path(name).name} (pid {pid}) exited ({status >> 8}): stopping the server", flush=True)
+    code = os.waitstatus_to_exitcode(status)  # negative: the signal that ended it
+    print(f"{Path(name).name} (pid {pid}) exited ({code}): stopping the server", flush=True)
     _end_group(processes)
-    return os.waitstatus_to_exitcode(status) or 1
+    return code or 1
 
 
 def _end_group(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.pop(name, None)
     # The toolkit imports code/inference.py from the model dir (handler_service.initialize).
     command = mms_command(model_dir, run_dir)
-    workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "") or os.cpu_count() or 1)
+    workers = workers_per_model("cpu")  # SAGEMAKER_MODEL_SERVER_WORKERS, else one per core
     front = front_command(run_dir, args.host, args.port, workers)
     print("starting:", " ".join(command), flush=True)
     print("front:", " ".join(front), flush=True)
